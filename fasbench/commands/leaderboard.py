@@ -1,0 +1,89 @@
+"""``fasbench leaderboard``: tables built from the run records under a runs directory.
+
+Reads every ``record.json`` under ``--runs`` and writes, per protocol ``P``, ``P.md``
+(markdown), ``P.csv`` (numeric mean/std columns) and ``P.tex`` (LaTeX tabular) into
+``--out``.  HTER/AUC are percentages, mean ± sample std over seeds.  Runs that differ in
+any component version or in the data fingerprint form separate rows.  Malformed or
+unfinished records are skipped with a warning (``--strict``: malformed ones are errors);
+of a run repeated with the same seed, the newest record is kept.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Any
+
+from fasbench.errors import FasbenchError
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``leaderboard`` on an ``argparse`` ``add_subparsers()`` object."""
+    p = subparsers.add_parser(
+        "leaderboard",
+        help="build leaderboard tables (markdown, CSV, LaTeX) from run records",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--runs", metavar="DIR", default="runs",
+                   help="directory searched for **/record.json (default: runs)")
+    p.add_argument("--out", metavar="DIR", default="leaderboard",
+                   help="directory the tables are written to (default: leaderboard)")
+    p.add_argument("--protocol", metavar="P", default=None,
+                   help="only this protocol (default: every protocol found)")
+    p.add_argument("--reported", metavar="CSV", default=None,
+                   help="paper-reported numbers (columns protocol,method,task,HTER,AUC,"
+                        "source,caveat), shown in a separate 'reported (not reproduced)' block")
+    p.add_argument("--print", dest="print_tables", action="store_true",
+                   help="also print the markdown tables")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a malformed record instead of skipping it with a warning")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from fasbench.leaderboard import write_leaderboard
+    from fasbench.records import RecordWarning, load_records
+
+    runs = getattr(args, "runs", "runs")
+    out = getattr(args, "out", "leaderboard")
+    protocol = getattr(args, "protocol", None)
+    reported = getattr(args, "reported", None)
+    strict = bool(getattr(args, "strict", False))
+    print_tables = bool(getattr(args, "print_tables", False) or getattr(args, "print", False))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RecordWarning)
+        try:
+            records = load_records(runs, strict=strict)
+            if not records:
+                raise FasbenchError(
+                    f"no run records under {runs}; run `fasbench run METHOD --protocol P` "
+                    "first, or point --runs at the directory that holds the runs "
+                    "(it is searched for **/record.json)"
+                )
+            if protocol is not None:
+                found = sorted({r["protocol"] for r in records})
+                if protocol not in found:
+                    raise FasbenchError(
+                        f"no run records for protocol {protocol!r} under {runs}; "
+                        f"protocols found: {', '.join(found)}"
+                    )
+                records = [r for r in records if r["protocol"] == protocol]
+            paths = write_leaderboard(records, out, reported=reported)
+        finally:
+            for w in caught:
+                if issubclass(w.category, RecordWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+    print(f"{len(records)} run record{'s' if len(records) != 1 else ''} from {runs}")
+    for path in paths:
+        print(f"wrote {path}")
+    if print_tables:
+        for path in paths:
+            if path.suffix == ".md":
+                print()
+                print(path.read_text(encoding="utf-8"), end="")
+    return 0

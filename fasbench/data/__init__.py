@@ -1,0 +1,1 @@
+"""Data: manifests, frame stores, samplers, augmentation and the synthetic world."""

@@ -1,0 +1,104 @@
+"""Loading: workers hand over uint8 batches; crop, flip, colour jitter and normalisation
+run batched on the device (never per sample, never a JPEG decode in the training loop)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fasbench.data.frames import FrameSet
+
+
+class FrameDataset(Dataset):
+    """Rows of a FrameSet as uint8 tensors; ``__getitems__`` gathers a whole batch at once."""
+
+    def __init__(self, frames: FrameSet, domain_index: dict[str, int] | None = None) -> None:
+        self.images = frames.images
+        m = frames.manifest
+        self.labels = m["label"].to_numpy(dtype=np.int64)
+        doms = m["domain"].to_numpy()
+        self.domain_index = domain_index or {d: i for i, d in enumerate(sorted(set(doms.tolist())))}
+        self.domains = np.array([self.domain_index.get(d, -1) for d in doms.tolist()], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(idx, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")  # sorted reads are kinder to a memmap
+        imgs = np.empty((len(idx), *self.images.shape[1:]), dtype=np.uint8)
+        imgs[order] = self.images[idx[order]]
+        return {
+            "image": torch.from_numpy(imgs),
+            "label": torch.from_numpy(self.labels[idx]),
+            "domain": torch.from_numpy(self.domains[idx]),
+            "index": torch.from_numpy(idx),
+        }
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+def make_loader(dataset: FrameDataset, batch_sampler: Iterable, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=_identity,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
+
+
+@dataclass
+class Preprocess:
+    """uint8 NHWC -> normalised float NCHW on the device, with batched augmentation."""
+
+    crop_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    hflip: bool = True
+    random_crop: bool = True
+    color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter, 0 = off
+    channels_last: bool = False
+
+    def __call__(self, images: torch.Tensor, device: torch.device, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.to(device, non_blocking=True)
+        b, h, w, _ = x.shape
+        c = min(self.crop_size, h, w)
+        if train and self.random_crop and (h > c or w > c):
+            oy = torch.randint(0, h - c + 1, (b,), generator=generator).to(device)
+            ox = torch.randint(0, w - c + 1, (b,), generator=generator).to(device)
+            ar = torch.arange(c, device=device)
+            iy = (oy[:, None] + ar)[:, :, None]
+            ix = (ox[:, None] + ar)[:, None, :]
+            x = x[torch.arange(b, device=device)[:, None, None], iy, ix]
+        elif h > c or w > c:
+            top, left = (h - c) // 2, (w - c) // 2
+            x = x[:, top:top + c, left:left + c]
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        if train and self.hflip:
+            flip = (torch.rand(b, generator=generator) < 0.5).to(device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if train and self.color_jitter > 0:
+            s = self.color_jitter
+            u = (torch.rand(3, b, generator=generator) * 2 - 1).to(device) * s
+            x = x * (1 + u[0])[:, None, None, None]  # brightness
+            m = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - m) * (1 + u[1])[:, None, None, None] + m  # contrast
+            g = x.mean(dim=1, keepdim=True)
+            x = (x - g) * (1 + u[2])[:, None, None, None] + g  # saturation
+            x = x.clamp_(0, 1)
+        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x

@@ -1,0 +1,108 @@
+"""Running a method through a protocol: every task x seed, one record each, then a table."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fasbench import plugins
+from fasbench.errors import FasbenchError
+from fasbench.protocols import Protocol, looks_adhoc, parse_adhoc
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("->", "_to_")).strip("_")
+
+
+def resolve_protocol(name: str) -> tuple[Protocol, Any]:
+    """A registered protocol by name (entry returned for its version), or an ad-hoc one."""
+    if looks_adhoc(name):
+        return parse_adhoc(name), None
+    entry = plugins.registry("protocols").get(name)
+    proto = entry.build()
+    if not isinstance(proto, Protocol):
+        raise FasbenchError(f"protocol {name!r} (plugin {entry.plugin!r}) did not build a fasbench.protocols.Protocol")
+    return proto, entry
+
+
+def run_dir_for(cfg: DictConfig, protocol: Protocol, task_name: str) -> Path:
+    return Path(str(cfg.out)) / slug(protocol.name) / slug(str(cfg.method.name)) / slug(task_name) / f"seed{int(cfg.seed)}"
+
+
+def _selected_tasks(protocol: Protocol, tasks: Any) -> list:
+    if not tasks:
+        return list(protocol.tasks)
+    wanted = [tasks] if isinstance(tasks, str) else list(tasks)
+    return [protocol.task(str(t)) for t in wanted]
+
+
+def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: bool = False,
+                 progress: bool = True, echo=print) -> list[dict[str, Any]]:
+    """Run ``cfg.method`` on every task of ``cfg.protocol`` for every seed; return the records."""
+    from fasbench.records import validate_record, write_record
+    from fasbench.engine.trainer import TaskRunner
+
+    protocol, proto_entry = resolve_protocol(str(cfg.protocol))
+    plugins.registry("methods").get(str(cfg.method.name))  # unknown method: fail before any work
+    tasks = _selected_tasks(protocol, cfg.get("tasks"))
+    ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
+    frames = ds_entry.build(cfg.data)
+    seeds = list(seeds) if seeds else [int(cfg.seed)]
+    records = []
+    for seed in seeds:
+        for task in tasks:
+            tcfg = cfg.copy()
+            OmegaConf.set_struct(tcfg, False)
+            tcfg.seed = int(seed)
+            rdir = run_dir_for(tcfg, protocol, task.name)
+            rec_path = rdir / "record.json"
+            if resume and rec_path.exists():
+                rec = validate_record(json.loads(rec_path.read_text()), str(rec_path))
+                if rec.get("status") == "complete":
+                    echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
+                    records.append(rec)
+                    continue
+            runner = TaskRunner(tcfg, protocol, task, frames, rdir, resume=resume, progress=progress,
+                                protocol_entry=proto_entry, dataset_entry=ds_entry)
+            rec = runner.run()
+            path = write_record(rdir, rec)
+            echo(f"{task.name} seed {seed}: record written to {path}")
+            records.append(rec)
+    return records
+
+
+def results_table(records: list[dict[str, Any]]) -> str:
+    """Per task x seed: HTER/AUC under both threshold policies, then the average."""
+    from tabulate import tabulate
+
+    rows = []
+    for r in records:
+        m = r["metrics"]
+        sv, te = m.get("source-val", {}), m["target-eer"]
+        rows.append([r["task"]["name"], r["seed"], sv.get("HTER"), sv.get("AUC"), te["HTER"], te["AUC"],
+                     r["timings"].get("total_s")])
+    if len(rows) > 1:
+        import numpy as np
+
+        cols = list(zip(*rows))
+        avg = ["average", ""] + [float(np.mean([v for v in c if v is not None])) if any(v is not None for v in c) else None
+                                 for c in cols[2:6]] + [float(np.sum(cols[6]))]
+        rows.append(avg)
+    return tabulate(
+        rows,
+        headers=["task", "seed", "HTER% (source-val)", "AUC% (source-val)", "HTER% (target-eer, idealized)",
+                 "AUC% (target-eer)", "time s"],
+        floatfmt=".2f", tablefmt="github",
+    )
+
+
+def dump_json(records: list[dict[str, Any]]) -> str:
+    return json.dumps([{"task": r["task"], "seed": r["seed"], "metrics": r["metrics"]} for r in records], indent=2)
+
+
+def stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)

@@ -1,0 +1,385 @@
+"""The harness-owned loop: one task (sources -> target) of one method with one seed.
+
+The method supplies named losses; the harness owns everything else: balanced sampling,
+batched on-device augmentation, optimiser and schedule, AMP on CUDA, periodic evaluation on
+the source validation split and the target, checkpoint selection, checkpoints and resume,
+and the run record.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+import fasbench
+from fasbench import plugins
+from fasbench.api import Context, check_losses
+from fasbench.data.frames import FrameSet
+from fasbench.data.loader import FrameDataset, Preprocess, make_loader
+from fasbench.data.sampler import BalancedBatchSampler
+from fasbench.engine import checkpoint as ckpt
+from fasbench.errors import FasbenchError
+from fasbench.metrics import ScoreSet, policy_metrics
+from fasbench.protocols import Protocol, Task
+
+SELECTIONS = ("last", "source-val", "target-oracle")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FasbenchError(f"device={name!r} asked for CUDA but torch sees no GPU; use device=cpu or device=auto")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def task_splits(protocol: Protocol, cfg: DictConfig) -> dict[str, tuple[str, ...]]:
+    splits = dict(protocol.splits)
+    for key, value in (cfg.get("splits") or {}).items():
+        if value is not None:
+            splits[key] = tuple([value] if isinstance(value, str) else list(value))
+    return splits
+
+
+@dataclass
+class TaskData:
+    train: np.ndarray
+    source_val: np.ndarray
+    target: np.ndarray
+    splits: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def select_task_rows(frames: FrameSet, task: Task, splits: dict[str, tuple[str, ...]]) -> TaskData:
+    have = set(frames.domains)
+    missing = [d for d in (*task.sources, task.target) if d not in have]
+    if missing:
+        raise FasbenchError(
+            f"task {task.name}: domain(s) {missing} are not in the dataset (it has {sorted(have)})"
+        )
+    parts = {
+        "source_train": frames.select(task.sources, splits["source_train"]),
+        "source_val": frames.select(task.sources, splits["source_val"]),
+        "target": frames.select([task.target], splits["target"]),
+    }
+    for key, rows in parts.items():
+        doms = task.sources if key != "target" else (task.target,)
+        if len(rows) == 0:
+            raise FasbenchError(f"task {task.name}: no frames for {key} (domains {list(doms)}, splits {list(splits[key])})")
+        labels = set(frames.manifest["label"].to_numpy()[rows].tolist())
+        if labels != {0, 1}:
+            raise FasbenchError(
+                f"task {task.name}: {key} (domains {list(doms)}, splits {list(splits[key])}) has only "
+                f"{'live' if labels == {1} else 'spoof'} frames; metrics need both classes"
+            )
+    return TaskData(parts["source_train"], parts["source_val"], parts["target"], splits)
+
+
+@torch.inference_mode()
+def score_rows(method, dataset: FrameDataset, frames: FrameSet, rows: np.ndarray, pre: Preprocess,
+               device: torch.device, batch_size: int, amp: bool) -> ScoreSet:
+    was_training = method.training
+    method.eval()
+    out = []
+    for start in range(0, len(rows), batch_size):
+        b = dataset.__getitems__(rows[start:start + batch_size].tolist())
+        x = pre(b["image"], device, train=False)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out.append(method.predict(x).float().cpu())
+    method.train(was_training)
+    m = frames.manifest.iloc[rows]
+    scores = torch.cat(out).numpy().astype(np.float64)
+    return ScoreSet(
+        scores=scores,
+        labels=m["label"].to_numpy(),
+        attacks=m["attack"].astype(str).to_numpy(),
+        videos=(m["domain"].astype(str) + "/" + m["video_id"].astype(str)).to_numpy(),
+    )
+
+
+def _lr_lambda(kind: str, warmup: int, total: int):
+    def f(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        if kind == "cosine":
+            p = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+        if kind == "constant":
+            return 1.0
+        raise FasbenchError(f"unknown schedule {kind!r}; use optim.schedule=cosine or constant")
+
+    return f
+
+
+#: Config keys that do not change results (or are recorded elsewhere): left out of the
+#: config hash so that seeds and output places of one setting average together.
+NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.log_every",
+                   "trainer.checkpoint_every", "eval.batch_size")
+
+
+def config_hash(cfg: dict) -> str:
+    """Hash of the result-relevant config: runs differing in it never share a leaderboard row."""
+    import copy
+    import hashlib
+    import json
+
+    c = copy.deepcopy(cfg)
+    for key in NON_RESULT_KEYS:
+        *parents, leaf = key.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _versions() -> dict[str, Any]:
+    import timm
+
+    return {
+        "fasbench": fasbench.__version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "plugins": plugins.plugin_of_dist_versions(),
+    }
+
+
+class TaskRunner:
+    """Trains and evaluates one (method, task, seed) and writes its record."""
+
+    def __init__(self, cfg: DictConfig, protocol: Protocol, task: Task, frames: FrameSet, run_dir: Path,
+                 *, resume: bool = False, progress: bool = True, protocol_entry=None, dataset_entry=None) -> None:
+        self.cfg, self.protocol, self.task, self.frames = cfg, protocol, task, frames
+        self.run_dir, self.resume, self.progress = Path(run_dir), resume, progress
+        self.protocol_entry, self.dataset_entry = protocol_entry, dataset_entry
+        t = cfg.trainer
+        self.max_steps = int(t.max_steps)
+        self.eval_every = int(t.eval_every) if t.get("eval_every") else 0
+        self.selection = str(cfg.eval.checkpoint)
+        if self.selection not in SELECTIONS:
+            raise FasbenchError(f"eval.checkpoint={self.selection!r}; choose one of {', '.join(SELECTIONS)}")
+        if self.max_steps < 1:
+            raise FasbenchError(f"trainer.max_steps={self.max_steps}; it must be at least 1")
+
+    def _build(self):
+        cfg = self.cfg
+        self.device = resolve_device(str(cfg.device))
+        self.amp = bool(cfg.trainer.amp) and self.device.type == "cuda"
+        seed_everything(int(cfg.seed))
+        self.data = select_task_rows(self.frames, self.task, task_splits(self.protocol, cfg))
+        self.dataset = FrameDataset(self.frames, {d: i for i, d in enumerate(self.task.sources)})
+        method_name = str(cfg.method.name)
+        self.method_entry = plugins.registry("methods").get(method_name)
+        self.ctx = Context(cfg=cfg, domains=list(self.task.sources), device=self.device)
+        self.method = self.method_entry.build(cfg.method, self.ctx).to(self.device)
+        channels_last = bool(cfg.trainer.get("channels_last", False)) and self.device.type == "cuda"
+        if channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        student = getattr(self.method, "student", None)
+        aug = cfg.augment
+        self.pre = Preprocess(
+            crop_size=int(cfg.data.crop_size),
+            mean=tuple(getattr(student, "mean", (0.485, 0.456, 0.406))),
+            std=tuple(getattr(student, "std", (0.229, 0.224, 0.225))),
+            hflip=bool(aug.hflip), random_crop=bool(aug.random_crop), color_jitter=float(aug.color_jitter),
+            channels_last=channels_last,
+        )
+        from timm.optim import create_optimizer_v2
+
+        o = cfg.optim
+        self.optimizer = create_optimizer_v2(
+            self.method.param_groups(), opt=str(o.name), lr=float(o.lr), weight_decay=float(o.weight_decay),
+            momentum=float(o.get("momentum", 0.9)),
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(str(o.schedule), int(o.warmup_steps), self.max_steps)
+        )
+
+    # -- evaluation -------------------------------------------------------------------
+    def evaluate(self) -> tuple[ScoreSet, ScoreSet]:
+        bs, amp = int(self.cfg.eval.batch_size), self.amp
+        sv = score_rows(self.method, self.dataset, self.frames, self.data.source_val, self.pre, self.device, bs, amp)
+        tg = score_rows(self.method, self.dataset, self.frames, self.data.target, self.pre, self.device, bs, amp)
+        return sv, tg
+
+    def _metrics(self, sv: ScoreSet, tg: ScoreSet) -> dict[str, dict[str, float]]:
+        e = self.cfg.eval
+        return policy_metrics(tg, sv, ssdg=bool(e.ssdg), video_level=bool(e.video_level))
+
+    def _eval_point(self, step, running, history, best, postfix, bar, ckpt_dir, keep=False):
+        """Evaluate now, append to the curve, track the best checkpoint for selection."""
+        m = self._metrics(*self.evaluate())
+        if keep:
+            self._last_metrics = m
+        point = {"step": step, **{f"loss/{k}": v for k, v in running.items()},
+                 "source-val/EER": m.get("source-val", {}).get("EER"),
+                 "source-val/target-HTER": m.get("source-val", {}).get("HTER"),
+                 "target-eer/HTER": m["target-eer"]["HTER"]}
+        history.append(point)
+        if bar is not None:
+            postfix.update({"srcEER": f"{point['source-val/EER']:.1f}", "HTER": f"{point['source-val/target-HTER']:.1f}"})
+            bar.set_postfix(postfix)
+        score = {"source-val": point["source-val/EER"], "target-oracle": point["target-eer/HTER"]}.get(self.selection)
+        if score is not None and (best["score"] is None or score < best["score"]):
+            best = {"score": score, "step": step}
+            ckpt.save(ckpt_dir, self.method, {"step": step}, name="best.safetensors")
+        return best
+
+    # -- main loop --------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self._build()
+        ckpt_dir = self.run_dir / "checkpoint"
+        start, history, best = 0, [], {"score": None, "step": None}
+        if self.resume:
+            state = ckpt.load(ckpt_dir, self.method)
+            if state is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.scheduler.load_state_dict(state["scheduler"])
+                start, history, best = int(state["step"]), list(state["history"]), dict(state["best"])
+        elif ckpt_dir.exists():
+            for f in ckpt_dir.iterdir():  # a fresh run never inherits an old checkpoint
+                f.unlink()
+        sampler = BalancedBatchSampler(
+            self.data.train, self.dataset.domains[self.data.train], self.dataset.labels[self.data.train],
+            int(self.cfg.trainer.batch_size), seed=int(self.cfg.seed), start_step=start, max_steps=self.max_steps,
+        )
+        loader = make_loader(self.dataset, sampler, num_workers=int(self.cfg.trainer.num_workers),
+                             pin_memory=self.device.type == "cuda")
+        gen = torch.Generator()
+        log_every = max(1, int(self.cfg.trainer.log_every))
+        ckpt_every = int(self.cfg.trainer.checkpoint_every or 0)
+        train_s = eval_s = 0.0
+        desc = f"{self.cfg.method.name} {self.task.name} s{self.cfg.seed}"
+        bar = tqdm(total=self.max_steps, initial=start, desc=desc, disable=not self.progress,
+                   dynamic_ncols=True, leave=True)
+        postfix: dict[str, str] = {}
+        self.method.train()
+        t_train = time.perf_counter()
+        step = start
+        running: dict[str, float] = {}
+        for batch in loader:
+            gen.manual_seed(int(self.cfg.seed) * 1_000_003 + step)
+            b = {
+                "image": self.pre(batch["image"], self.device, train=True, generator=gen),
+                "label": batch["label"].to(self.device, non_blocking=True),
+                "domain": batch["domain"].to(self.device, non_blocking=True),
+            }
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                losses = self.method.training_step(b)
+            if step == start:
+                check_losses(losses, str(self.cfg.method.name))
+            loss = sum(losses.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip = float(self.cfg.trainer.grad_clip or 0)
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.method.parameters(), clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            step += 1
+            if step % log_every == 0 or step == self.max_steps:
+                vals = {k: float(v.detach()) for k, v in losses.items()}
+                if not all(math.isfinite(v) for v in vals.values()):
+                    raise FasbenchError(
+                        f"{desc}: loss became non-finite at step {step} ({vals}); lower optim.lr or enable trainer.grad_clip"
+                    )
+                running = vals
+                postfix.update({k: f"{v:.3f}" for k, v in vals.items()})
+                bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+            if self.eval_every and step % self.eval_every == 0 and step < self.max_steps:
+                train_s += time.perf_counter() - t_train
+                te = time.perf_counter()
+                best = self._eval_point(step, running, history, best, postfix, bar, ckpt_dir)
+                eval_s += time.perf_counter() - te
+                t_train = time.perf_counter()
+            if ckpt_every and (step % ckpt_every == 0 or step == self.max_steps):
+                ckpt.save(ckpt_dir, self.method, {
+                    "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "history": history, "best": best,
+                })
+        bar.close()
+        train_s += time.perf_counter() - t_train
+        trained = step - start
+
+        te = time.perf_counter()
+        metrics = None
+        if trained or not history or history[-1]["step"] != step:
+            best = self._eval_point(step, running, history, best, postfix, None, ckpt_dir, keep=True)
+            metrics = self._last_metrics
+        if self.selection != "last" and best["step"] is not None and best["step"] != step:
+            ckpt.load(ckpt_dir, self.method, name="best.safetensors")
+            metrics = None
+        if metrics is None:
+            metrics = self._metrics(*self.evaluate())
+        eval_s += time.perf_counter() - te
+        return self._record(metrics, history, best, start, trained, train_s, eval_s, time.perf_counter() - t0)
+
+    def _record(self, metrics, history, best, start, trained, train_s, eval_s, total_s) -> dict[str, Any]:
+        from fasbench.records import git_info
+
+        cfg_dict = OmegaConf.to_container(self.cfg, resolve=True)
+        comps = dict(self.ctx.components)
+        comps.setdefault("aligner", {"name": "none", "version": 1, "plugin": "fasbench"})
+        comps.setdefault("teachers", [])
+        for role, entry in (("method", self.method_entry), ("protocol", self.protocol_entry), ("dataset", self.dataset_entry)):
+            if entry is not None:
+                comps[role] = {"name": entry.name, "version": entry.version, "plugin": entry.plugin}
+        if self.protocol_entry is None:  # ad-hoc protocol from the command line
+            comps["protocol"] = {"name": self.protocol.name, "version": 1, "plugin": "(ad hoc)"}
+        if self.dataset_entry is None:
+            comps["dataset"] = {"name": str(self.cfg.data.name), "version": 1, "plugin": "?"}
+        frames = self.frames
+        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "schema": "fasbench.record/1",
+            "run_id": f"{self.cfg.method.name}-{self.protocol.name}-{self.task.name}-s{self.cfg.seed}-{created}",
+            "created": created,
+            "status": "complete",
+            "method": str(self.cfg.method.name),
+            "protocol": self.protocol.name,
+            "task": {"name": self.task.name, "sources": list(self.task.sources), "target": self.task.target},
+            "seed": int(self.cfg.seed),
+            "config": cfg_dict,
+            "config_hash": config_hash(cfg_dict),
+            "components": comps,
+            "versions": _versions(),
+            "git": git_info(Path(fasbench.__file__).resolve().parent),
+            "data": {
+                "dataset": str(self.cfg.data.name),
+                "fingerprint": frames.fingerprint(),
+                "identity": frames.identity,
+                "splits": {k: list(v) for k, v in self.data.splits.items()},
+                "frames": {"source_train": int(len(self.data.train)), "source_val": int(len(self.data.source_val)),
+                           "target": int(len(self.data.target))},
+            },
+            "checkpoint_selection": self.selection + (" (oracle: uses target labels)" if self.selection == "target-oracle" else ""),
+            "selected_step": int(best["step"]) if self.selection != "last" and best["step"] is not None else self.max_steps,
+            "metrics": metrics,
+            "curve": history,
+            "timings": {
+                "train_s": round(train_s, 3), "eval_s": round(eval_s, 3), "total_s": round(total_s, 3),
+                "steps": self.max_steps, "steps_this_session": trained, "resumed_from_step": start,
+                "steps_per_s": round(trained / train_s, 3) if train_s > 0 else None,
+                "device": str(self.device),
+            },
+        }

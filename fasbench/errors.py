@@ -1,0 +1,21 @@
+"""User-facing errors: the CLI prints their message (no traceback) and exits non-zero."""
+from __future__ import annotations
+
+
+class FasbenchError(Exception):
+    """An error caused by the user's input or environment, with a message that says the fix."""
+
+
+class UnknownComponentError(FasbenchError, KeyError):
+    """A component name that no plugin registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateComponentError(FasbenchError):
+    """Two plugins registered the same component name."""
+
+
+class PluginLoadError(FasbenchError):
+    """A plugin failed to import (fatal only with FASBENCH_STRICT_PLUGINS=1)."""

@@ -1,0 +1,140 @@
+"""Typed component registries: name -> lazy factory, origin plugin, version.
+
+A plugin registers a component by name with either a callable or a ``"module:attr"``
+string; strings are imported only when the component is actually built, so listing
+components (``fasbench ls``) never imports torch.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from fasbench.errors import DuplicateComponentError, FasbenchError, UnknownComponentError
+
+#: The component kinds, in the order the CLI lists them.
+KINDS = ("datasets", "protocols", "students", "teachers", "aligners", "methods", "metrics")
+
+#: Singular form of each kind, for messages.
+SINGULAR = {k: k[:-1] for k in KINDS}
+
+
+@dataclass
+class Entry:
+    """One registered component."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any] | str
+    plugin: str
+    version: int = 1
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Callable[..., Any]:
+        """The factory, importing it first when it was registered as ``"module:attr"``."""
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attr = str(self.factory).partition(":")
+        if not attr:
+            raise FasbenchError(
+                f"{SINGULAR[self.kind]} {self.name!r} from plugin {self.plugin!r} has factory "
+                f"{self.factory!r}; a lazy factory must be written 'package.module:attribute'"
+            )
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise FasbenchError(
+                f"{SINGULAR[self.kind]} {self.name!r} (plugin {self.plugin!r}) could not load "
+                f"{self.factory!r}: {exc}"
+            ) from exc
+        self.factory = obj
+        return obj
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        factory = self.factory if isinstance(self.factory, str) else (
+            f"{getattr(self.factory, '__module__', '?')}:{getattr(self.factory, '__qualname__', '?')}"
+        )
+        return {
+            "name": self.name,
+            "version": self.version,
+            "plugin": self.plugin,
+            "description": self.description,
+            "factory": factory,
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+
+class Registry:
+    """Components of one kind, by name."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown component kind {kind!r}; expected one of {KINDS}")
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(
+        self,
+        name: str,
+        factory: Callable[..., Any] | str,
+        *,
+        plugin: str = "?",
+        version: int = 1,
+        description: str = "",
+        **meta: Any,
+    ) -> Entry:
+        if not isinstance(name, str) or not name:
+            raise FasbenchError(f"plugin {plugin!r} registered a {SINGULAR[self.kind]} with an empty or non-string name")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise FasbenchError(
+                f"{SINGULAR[self.kind]} {name!r} from plugin {plugin!r} has version {version!r}; "
+                "version must be a positive integer, bumped when the component's behaviour changes"
+            )
+        if name in self._entries:
+            other = self._entries[name].plugin
+            raise DuplicateComponentError(
+                f"{SINGULAR[self.kind]} {name!r} is registered by two plugins: {other!r} and {plugin!r}; "
+                f"uninstall one of them or limit loading with FASBENCH_LOAD_PLUGINS"
+            )
+        if not description and callable(factory) and factory.__doc__:
+            description = factory.__doc__.strip().splitlines()[0]
+        entry = Entry(self.kind, name, factory, plugin, version, description, dict(meta))
+        self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownComponentError(self._unknown_message(name)) from None
+
+    def _unknown_message(self, name: str) -> str:
+        names = sorted(self._entries)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        if not close:  # case-insensitive fallback ("mico" -> "MICO")
+            close = [n for n in names if n.lower() == str(name).lower()]
+        msg = f"unknown {SINGULAR[self.kind]} {name!r}"
+        if close:
+            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        msg += f" Known {self.kind}: {', '.join(names) if names else '(none registered)'}"
+        msg += f" (see `fasbench ls {self.kind}`)"
+        return msg
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)

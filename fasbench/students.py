@@ -1,0 +1,69 @@
+"""Students: any timm backbone by name plus a linear live/spoof head."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from fasbench.errors import FasbenchError
+
+
+class TimmStudent(nn.Module):
+    """A timm backbone (``arch``, default resnet18) with a 2-way head (class 1 = live).
+
+    ``features(x)`` returns named tensors: ``"map"`` (last feature map), ``"pooled"``
+    (the pre-logits vector) and, with ``intermediates=True``, one ``"stage{i}"`` map per
+    backbone stage (timm ``forward_intermediates``), for feature distillation.
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        pretrained: bool = False,
+        num_classes: int = 2,
+        drop_rate: float = 0.0,
+        channels_last: bool = False,
+        **timm_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        if arch not in timm.list_models() and arch not in timm.list_models(pretrained=True):
+            close = timm.list_models(f"*{arch.split('.')[0]}*")[:5]
+            raise FasbenchError(
+                f"timm has no model {arch!r}" + (f"; close: {', '.join(close)}" if close else "")
+                + " (see timm.list_models())"
+            )
+        try:
+            self.backbone = timm.create_model(arch, pretrained=pretrained, num_classes=0, drop_rate=drop_rate, **timm_kwargs)
+        except Exception as exc:  # pretrained download offline, bad kwargs
+            raise FasbenchError(
+                f"could not create timm model {arch!r} (pretrained={pretrained}): {exc}. "
+                "Offline? set student.pretrained=false or pre-fetch the weights into the Hugging Face cache"
+            ) from exc
+        self.arch = arch
+        self.num_features = int(self.backbone.num_features)
+        self.head = nn.Linear(self.num_features, num_classes)
+        cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
+        self.mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+        self.std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def features(self, x: torch.Tensor, intermediates: bool = False) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        if intermediates:
+            fmap, stages = self.backbone.forward_intermediates(x)
+            out.update({f"stage{i}": s for i, s in enumerate(stages)})
+        else:
+            fmap = self.backbone.forward_features(x)
+        out["map"] = fmap
+        out["pooled"] = self.backbone.forward_head(fmap, pre_logits=True)
+        return out
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)["pooled"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x)

@@ -1,0 +1,2 @@
+"""Baseline methods for fasbench."""
+__version__ = "0.1.0"

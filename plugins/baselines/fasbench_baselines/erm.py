@@ -1,0 +1,19 @@
+"""ERM: the student trained with cross-entropy on live vs spoof, sources pooled."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from fasbench.api import Context, Method
+
+
+class ERM(Method):
+    """Empirical risk minimisation (class 1 = live)."""
+
+    def __init__(self, cfg, ctx: Context) -> None:
+        super().__init__()
+        self.student = ctx.build_student()
+        self.label_smoothing = float(cfg.get("label_smoothing", 0.0))
+
+    def training_step(self, batch):
+        logits = self.student.logits(batch["image"])
+        return {"ce": F.cross_entropy(logits, batch["label"], label_smoothing=self.label_smoothing)}
