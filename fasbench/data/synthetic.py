@@ -204,11 +204,14 @@ def _ellipse(x, y, x0, y0, a, b, px) -> np.ndarray:
 
 def _paint(img: np.ndarray, mask: np.ndarray, colour: Any) -> None:
     """Alpha-composite ``colour`` (RGB or per-pixel) over ``img`` in place."""
-    img += mask[..., None] * (np.asarray(colour, dtype=_F) - img)
+    tmp = np.asarray(colour, dtype=_F) - img
+    tmp *= mask[..., None]
+    img += tmp
 
 
 def _lum(img: np.ndarray) -> np.ndarray:
-    return img @ np.array([0.299, 0.587, 0.114], dtype=_F)
+    # explicit sums: small matmuls go through BLAS, which is slow and thread-hungry here
+    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
 
 
 _HAIR = np.array(
@@ -514,8 +517,7 @@ def _apply_screen(rng, dom: _Domain, content, u, v, um, vm, scale_px, size: int)
     """Turn content into a display capture; returns (image, screen+bezel mask)."""
     tint = np.asarray(dom.screen_tint, dtype=_F) * rng.uniform(0.97, 1.03, 3).astype(_F)
     mix = rng.uniform(0.0, 0.12)
-    mat = (np.eye(3) * (1 - mix) + mix / 3.0).astype(_F)  # gamut compression
-    img = (content @ mat) * tint
+    img = (content * (1 - mix) + content.mean(axis=-1, keepdims=True) * mix) * tint  # gamut compression
     black = rng.uniform(*dom.screen_black)
     img = black + (1 - black) * np.clip(img, 0, 1) ** rng.uniform(0.85, 1.1)
     # sub-pixel grid (point-sampled by the camera, so it aliases into moire)
@@ -569,27 +571,18 @@ def _gauss_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return sum(k[i] * p[:, :, i:i + w] for i in range(2 * r + 1))
 
 
-def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) area-averaging resampling matrix."""
-    edges = np.linspace(0, n_in, n_out + 1)
-    m = np.zeros((n_out, n_in))
-    for i in range(n_out):
-        lo, hi = edges[i], edges[i + 1]
-        for j in range(int(np.floor(lo)), int(np.ceil(hi))):
-            m[i, j] = min(hi, j + 1) - max(lo, j)
-    return (m / m.sum(1, keepdims=True)).astype(_F)
+def _resize(frames: np.ndarray, size: int, box: bool) -> np.ndarray:
+    """Resize float (F, H, W, C) frames to (F, size, size, C) with Pillow (BOX or BILINEAR)."""
+    from PIL import Image
 
-
-def _bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) bilinear up-sampling matrix (half-pixel centres)."""
-    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n_in - 1)
-    t = pos - lo
-    m = np.zeros((n_out, n_in))
-    m[np.arange(n_out), lo] += 1 - t
-    m[np.arange(n_out), hi] += t
-    return m.astype(_F)
+    method = Image.Resampling.BOX if box else Image.Resampling.BILINEAR
+    f, _, _, c = frames.shape
+    out = np.empty((f, size, size, c), dtype=_F)
+    for i in range(f):
+        for k in range(c):
+            im = Image.fromarray(np.ascontiguousarray(frames[i, :, :, k], dtype=_F), mode="F")
+            out[i, :, :, k] = np.asarray(im.resize((size, size), method))
+    return out
 
 
 def _jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
@@ -604,7 +597,15 @@ def _jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
     return out
 
 
-def _capture(rng, dom: _Domain, scene: np.ndarray, size: int) -> np.ndarray:
+def _noise(rng: np.random.Generator, bank: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Unit Gaussian noise of ``shape``: a random window of a pre-drawn bank (drawing fresh
+    normals for every pixel was the single most expensive step of the generator)."""
+    n = int(np.prod(shape))
+    start = int(rng.integers(0, bank.size - n + 1))
+    return bank[start:start + n].reshape(shape)
+
+
+def _capture(rng, dom: _Domain, scene: np.ndarray, size: int, noise_bank: np.ndarray) -> np.ndarray:
     """Domain camera: exposure, gamma, cast, blur, resolution, noise, JPEG -> uint8."""
     n = scene.shape[0]
     gain = dom.brightness * np.exp(rng.normal(0, dom.brightness_jitter))
@@ -618,15 +619,12 @@ def _capture(rng, dom: _Domain, scene: np.ndarray, size: int) -> np.ndarray:
     img = _gauss_blur(img.astype(_F), rng.uniform(*dom.blur) * size / 128.0)
     sensor = max(16, int(round(size * dom.resolution)))
     if sensor != size:
-        d = _area_matrix(sensor, size)
-        img = np.einsum("ih,fhwc,jw->fijc", d, img, d, optimize=True)
-    img = img + rng.normal(0, dom.noise, img.shape).astype(_F)
+        img = _resize(img, sensor, box=True)
+    img += _noise(rng, noise_bank, img.shape) * _F(dom.noise)
     img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     img = _jpeg(img, dom.jpeg)
     if sensor != size:
-        up = _bilinear_matrix(size, sensor)
-        img = np.einsum("ih,fhwc,jw->fijc", up, img.astype(_F), up, optimize=True)
-        img = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        img = np.clip(_resize(img.astype(_F), size, box=False) + 0.5, 0, 255).astype(np.uint8)
     return img
 
 
@@ -636,13 +634,15 @@ def _capture(rng, dom: _Domain, scene: np.ndarray, size: int) -> np.ndarray:
 
 
 def _render_video(cfg: SyntheticConfig, domain: str, idt: dict[str, Any], kind: str,
-                  rng: np.random.Generator, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                  rng: np.random.Generator, grid: tuple[np.ndarray, np.ndarray],
+                  noise_bank: np.ndarray) -> np.ndarray:
     dom = _DOMAINS[domain]
     n, size = cfg.frames_per_video, cfg.image_size
     u = np.broadcast_to(grid[0], (n, size, size))
     v = np.broadcast_to(grid[1], (n, size, size))
     half = size / 2.0
-    scene_bg = _background(rng, dom.background, u, v)
+    # the camera is static: one background image for all frames
+    scene_bg = np.broadcast_to(_background(rng, dom.background, u[:1], v[:1]), (n, size, size, 3))
     if kind == "none":
         pose = _person_pose(rng, n, animate=True)
         scene = _render_person(u, v, idt, pose, scene_bg, half)
@@ -662,7 +662,7 @@ def _render_video(cfg: SyntheticConfig, domain: str, idt: dict[str, Any], kind: 
             content = _render_person(um, vm, idt, pose, content_bg, scale_px)
             medium, mask = _apply_screen(rng, dom, content, u, v, um, vm, scale_px, size)
         scene = scene_bg + mask[..., None] * (medium - scene_bg)
-    return _capture(rng, dom, scene, size)
+    return _capture(rng, dom, scene, size, noise_bank)
 
 
 def _splits(n: int) -> list[str]:
@@ -721,12 +721,15 @@ def generate(cfg: SyntheticConfig, progress: bool = False) -> FrameSet:
 
         it = tqdm(plan, desc="synthetic", unit="video")
     idt_cache: dict[tuple[str, int], dict[str, Any]] = {}
+    # per-domain noise banks (3 videos' worth, drawn once) keep domains independent
+    bank_len = 3 * n * size * size * 3
+    banks = {d: _rng(cfg.seed, d, 0xB0).standard_normal(bank_len, dtype=_F) for d in cfg.domains}
     pos = 0
     for domain, si, kind, k in it:
         if (domain, si) not in idt_cache:
             idt_cache[(domain, si)] = _identity(_rng(cfg.seed, domain, si, _KIND_CODE["identity"]))
         rng = _rng(cfg.seed, domain, si, _KIND_CODE[kind], k)
-        frames = _render_video(cfg, domain, idt_cache[(domain, si)], kind, rng, grid)
+        frames = _render_video(cfg, domain, idt_cache[(domain, si)], kind, rng, grid, banks[domain])
         images[pos:pos + n] = frames
         pos += n
         subject = f"{domain}-s{si + 1:03d}"

@@ -1,0 +1,158 @@
+"""The harness loop on a tiny synthetic world: records, determinism, resume, selection."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fasbench import config, plugins
+from fasbench.contract import TINY_WORLD
+from fasbench.data.loader import FrameDataset, Preprocess
+from fasbench.data.sampler import BalancedBatchSampler
+from fasbench.engine.run import run_protocol
+from fasbench.errors import FasbenchError
+from fasbench.records import validate_record
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("fbcache"))
+
+
+def make_cfg(cache, out, *extra):
+    cfg = config.compose(["method=erm", "trainer=smoke", *TINY_WORLD, f"data.cache_dir={cache}", *extra])
+    cfg.protocol = "MC->I"
+    cfg.device = "cpu"
+    cfg.out = str(out)
+    return cfg
+
+
+def test_run_writes_complete_record(cache, tmp_path):
+    cfg = make_cfg(cache, tmp_path)
+    (rec,) = run_protocol(cfg, progress=False, echo=lambda *_: None)
+    path = tmp_path / "MC_to_I" / "erm" / "MC_to_I" / "seed0" / "record.json"
+    on_disk = json.loads(path.read_text())
+    validate_record(on_disk, str(path))
+    assert on_disk["method"] == "erm" and on_disk["protocol"] == "MC_to_I".replace("_to_", "->")
+    assert on_disk["task"] == {"name": "MC->I", "sources": ["M", "C"], "target": "I"}
+    for policy in ("source-val", "target-eer"):
+        m = on_disk["metrics"][policy]
+        for key in ("HTER", "AUC", "EER", "TPR@FPR=1%", "TPR@FPR=0.1%", "APCER", "BPCER", "ACER"):
+            assert 0.0 <= m[key] <= 100.0, (policy, key, m[key])
+    assert on_disk["versions"]["plugins"]["fasbench-baselines"]
+    assert on_disk["versions"]["torch"] == torch.__version__
+    assert on_disk["components"]["method"] == {"name": "erm", "version": 1, "plugin": "baselines"}
+    assert on_disk["components"]["student"]["name"] == "timm"
+    assert on_disk["data"]["dataset"] == "synthetic" and len(on_disk["data"]["fingerprint"]) == 16
+    # target = every split of I (SSDG convention); sources train on M, C train splits only
+    assert on_disk["data"]["splits"]["target"] == ["train", "dev", "test"]
+    assert on_disk["timings"]["steps"] == 4 and on_disk["timings"]["train_s"] > 0
+    assert [p["step"] for p in on_disk["curve"]] == [2, 4]
+    assert on_disk["config"]["trainer"]["max_steps"] == 4 and on_disk["seed"] == 0
+    assert rec["metrics"] == on_disk["metrics"]
+
+
+def test_same_seed_is_deterministic_other_seed_differs(cache, tmp_path):
+    a = run_protocol(make_cfg(cache, tmp_path / "a"), progress=False, echo=lambda *_: None)[0]
+    b = run_protocol(make_cfg(cache, tmp_path / "b"), progress=False, echo=lambda *_: None)[0]
+    c = run_protocol(make_cfg(cache, tmp_path / "c"), seeds=[1], progress=False, echo=lambda *_: None)[0]
+    assert a["metrics"] == b["metrics"]
+    assert a["curve"] == b["curve"]
+    assert c["seed"] == 1 and c["curve"] != a["curve"]
+    assert a["config_hash"] == c["config_hash"]  # seeds of one setting share a leaderboard row
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, monkeypatch):
+    full = run_protocol(make_cfg(cache, tmp_path / "full"), progress=False, echo=lambda *_: None)[0]
+
+    from fasbench_baselines.erm import ERM
+
+    original = ERM.training_step
+    calls = {"n": 0}
+
+    def crash_on_third(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(ERM, "training_step", crash_on_third)
+    cfg = make_cfg(cache, tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(cfg, progress=False, echo=lambda *_: None)
+    ckpt = tmp_path / "resumed" / "MC_to_I" / "erm" / "MC_to_I" / "seed0" / "checkpoint"
+    assert (ckpt / "model.safetensors").exists() and (ckpt / "trainer.pt").exists()
+    assert not (ckpt.parent / "record.json").exists()
+    monkeypatch.setattr(ERM, "training_step", original)
+
+    resumed = run_protocol(make_cfg(cache, tmp_path / "resumed"), resume=True, progress=False, echo=lambda *_: None)[0]
+    assert resumed["timings"]["resumed_from_step"] == 2
+    assert resumed["timings"]["steps_this_session"] == 2
+    assert resumed["metrics"] == full["metrics"]  # bit-identical continuation
+
+    # a complete record is kept as is on --resume
+    again = run_protocol(make_cfg(cache, tmp_path / "resumed"), resume=True, progress=False, echo=lambda *_: None)[0]
+    assert again["created"] == resumed["created"]
+
+
+def test_source_val_checkpoint_selection_is_recorded(cache, tmp_path):
+    cfg = make_cfg(cache, tmp_path, "eval.checkpoint=source-val", "trainer.max_steps=6")
+    rec = run_protocol(cfg, progress=False, echo=lambda *_: None)[0]
+    assert rec["checkpoint_selection"] == "source-val"
+    evs = {p["step"]: p["source-val/EER"] for p in rec["curve"]}
+    best = min(evs, key=lambda s: (evs[s], s))
+    assert rec["selected_step"] in evs and evs[rec["selected_step"]] == evs[best]
+
+
+def test_bad_inputs_are_clear_errors(cache, tmp_path):
+    cfg = make_cfg(cache, tmp_path)
+    cfg.protocol = "MC->O"  # the tiny world has no domain O
+    with pytest.raises(FasbenchError, match=r"domain\(s\) \['O'\] are not in the dataset"):
+        run_protocol(cfg, progress=False, echo=lambda *_: None)
+    cfg = make_cfg(cache, tmp_path, "eval.checkpoint=best")
+    with pytest.raises(FasbenchError, match="eval.checkpoint"):
+        run_protocol(cfg, progress=False, echo=lambda *_: None)
+    cfg = make_cfg(cache, tmp_path, "trainer.batch_size=3")
+    with pytest.raises(FasbenchError, match="batch_size=3 is smaller than the 4"):
+        run_protocol(cfg, progress=False, echo=lambda *_: None)
+
+
+def test_balanced_sampler_and_stateless_resume():
+    rng = np.random.default_rng(0)
+    domains = rng.choice(["M", "C", "I"], size=300)
+    labels = rng.integers(0, 2, size=300)
+    rows = np.arange(300)
+    s = BalancedBatchSampler(rows, domains, labels, batch_size=30, seed=7, max_steps=5)
+    batches = list(s)
+    assert len(batches) == 5
+    for b in batches:
+        keys = [(domains[i], labels[i]) for i in b]
+        counts = {k: keys.count(k) for k in set(keys)}
+        assert len(counts) == 6 and set(counts.values()) == {5}
+        assert len(set(b)) == 30  # without replacement within a batch
+    resumed = list(BalancedBatchSampler(rows, domains, labels, 30, seed=7, start_step=3, max_steps=5))
+    assert resumed == batches[3:]
+
+
+def test_preprocess_shapes_and_normalisation():
+    imgs = torch.full((4, 48, 48, 3), 255, dtype=torch.uint8)
+    pre = Preprocess(crop_size=40, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    x = pre(imgs, torch.device("cpu"), train=True, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (4, 3, 40, 40) and torch.allclose(x, torch.full_like(x, 2.0))
+    ramp = torch.arange(48, dtype=torch.uint8).view(1, 1, 48, 1).expand(2, 48, 48, 3).contiguous()
+    e1 = pre(ramp, torch.device("cpu"), train=False)
+    e2 = pre(ramp, torch.device("cpu"), train=False)
+    assert torch.equal(e1, e2)
+    assert float(e1[0, 0, 0, 0]) == pytest.approx((4 / 255 - 0.5) / 0.25)  # centre crop starts at 4
+
+
+def test_frame_dataset_gathers_batches(cache):
+    cfg = make_cfg(cache, "unused")
+    frames = plugins.registry("datasets").get("synthetic").build(cfg.data, progress=False)
+    ds = FrameDataset(frames, {"M": 0, "C": 1})
+    b = ds.__getitems__([5, 1, 3])
+    assert b["image"].dtype == torch.uint8 and b["image"].shape == (3, 48, 48, 3)
+    assert torch.equal(b["image"][1], torch.from_numpy(np.array(frames.images[1])))
+    assert b["label"].tolist() == frames.manifest["label"].iloc[[5, 1, 3]].tolist()
