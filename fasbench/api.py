@@ -46,6 +46,8 @@ class Context:
         name = scfg.pop("name", "timm")
         entry = plugins.registry("students").get(name)
         self._note("student", entry)
+        if "arch" in scfg:  # "timm/resnet18": the architecture is part of the student's identity
+            self.components["student"]["name"] = f"{entry.name}/{scfg['arch']}"
         return entry.build(**scfg)
 
     def build_aligner(self, aligner_cfg: Any = None) -> nn.Module:

@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("FASBENCH_DEBUG"):
             raise
         return 2
+    except BrokenPipeError:  # `fasbench ls methods | head`: stop quietly, like other CLI tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("fasbench: interrupted (rerun with --resume to continue from the last checkpoint)", file=sys.stderr)
         return 130

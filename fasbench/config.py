@@ -51,6 +51,6 @@ def compose(overrides: Sequence[str] = ()) -> Any:
         msg = str(exc).strip().splitlines()
         first = next((m for m in msg if m.strip()), type(exc).__name__)
         raise FasbenchError(
-            f"bad configuration override ({' '.join(overrides)}): {first}. Overrides look like "
+            f"bad configuration override: {first.strip().rstrip('.')}. Overrides look like "
             "key=value (e.g. trainer.max_steps=600), +key=value to add a key, group=option to pick a config"
         ) from exc

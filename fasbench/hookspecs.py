@@ -16,7 +16,8 @@ hookimpl = pluggy.HookimplMarker("fasbench")
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: ``factory(cfg) -> FrameSet`` where ``cfg`` is the ``data`` config.
+    """Register datasets: ``factory(cfg, progress=True) -> FrameSet`` where ``cfg`` is the
+    ``data`` config and ``progress`` says whether long work may show a tqdm bar.
 
     The FrameSet is a sample manifest (one row per frame; columns dataset, domain, video_id,
     subject, split, label (1 = live), attack, path, frame) plus uint8 ``(N, H, W, 3)`` pixels.

@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from fasbench import hookspecs
-from fasbench.errors import PluginLoadError
+from fasbench.errors import DuplicateComponentError, PluginLoadError
 from fasbench.registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "fasbench"
@@ -106,7 +106,11 @@ def _build() -> _State:
                 pm.unregister(name=ep.name)
                 raise
         except Exception as exc:  # a broken plugin must not take the CLI down
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            detail = lines[0] if lines else ""
+            if isinstance(exc, pluggy.PluginValidationError) and len(lines) > 1:
+                detail += f": {lines[-1]}"  # pluggy puts the actual problem on its last line
+            reason = f"{type(exc).__name__}: {detail}".rstrip(": ")
             msg = (
                 f"plugin {ep.name!r} (distribution {dist} {version}) failed to load and was skipped: "
                 f"{reason} (FASBENCH_STRICT_PLUGINS=1 makes this fatal)"
@@ -168,7 +172,19 @@ def registry(kind: str) -> Registry:
             def register(name, factory, *, version=1, description="", _plugin=plugin, **meta):
                 return reg.register(name, factory, plugin=_plugin, version=version, description=description, **meta)
 
-            impl.function(register=register)
+            before = set(reg.names())
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                if isinstance(exc, DuplicateComponentError) or plugin == BUILTIN:
+                    raise  # a name clash is the user's to resolve: never silently pick one
+                reg.drop([n for n in reg.names() if n not in before])
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+                msg = f"plugin {plugin!r} failed in register_{kind} and its {kind} were skipped: {reason}"
+                if _truthy(os.environ.get("FASBENCH_STRICT_PLUGINS")):
+                    raise PluginLoadError(msg.replace(" and its", "; its").replace(" were skipped", " were not registered")) from exc
+                _warn(msg + " (FASBENCH_STRICT_PLUGINS=1 makes this fatal)")
+                st.failed.setdefault(plugin, reason)
         st.registries[kind] = reg
     return st.registries[kind]
 

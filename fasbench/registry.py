@@ -123,9 +123,14 @@ class Registry:
         msg = f"unknown {SINGULAR[self.kind]} {name!r}"
         if close:
             msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
-        msg += f" Known {self.kind}: {', '.join(names) if names else '(none registered)'}"
+        msg += f"{'' if close else '.'} Known {self.kind}: {', '.join(names) if names else '(none registered)'}"
         msg += f" (see `fasbench ls {self.kind}`)"
         return msg
+
+    def drop(self, names: list[str]) -> None:
+        """Forget entries (those of a plugin whose registration hook failed half-way)."""
+        for n in names:
+            self._entries.pop(n, None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -44,7 +44,7 @@ def test_run_writes_complete_record(cache, tmp_path):
     assert on_disk["versions"]["plugins"]["fasbench-baselines"]
     assert on_disk["versions"]["torch"] == torch.__version__
     assert on_disk["components"]["method"] == {"name": "erm", "version": 1, "plugin": "baselines"}
-    assert on_disk["components"]["student"]["name"] == "timm"
+    assert on_disk["components"]["student"]["name"] == "timm/resnet18"
     assert on_disk["data"]["dataset"] == "synthetic" and len(on_disk["data"]["fingerprint"]) == 16
     # target = every split of I (SSDG convention); sources train on M, C train splits only
     assert on_disk["data"]["splits"]["target"] == ["train", "dev", "test"]

@@ -73,6 +73,10 @@ def _check_names(args) -> None:
     plugins.registry("methods").get(args.method)
     if args.data:
         plugins.registry("datasets").get(args.data)
+    if args.protocol:
+        from fasbench.engine.run import resolve_protocol
+
+        resolve_protocol(args.protocol)
 
 
 def main(args) -> int:

@@ -43,14 +43,15 @@ def _selected_tasks(protocol: Protocol, tasks: Any) -> list:
 def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: bool = False,
                  progress: bool = True, echo=print) -> list[dict[str, Any]]:
     """Run ``cfg.method`` on every task of ``cfg.protocol`` for every seed; return the records."""
-    from fasbench.records import validate_record, write_record
-    from fasbench.engine.trainer import TaskRunner
-
     protocol, proto_entry = resolve_protocol(str(cfg.protocol))
-    plugins.registry("methods").get(str(cfg.method.name))  # unknown method: fail before any work
+    plugins.registry("methods").get(str(cfg.method.name))  # unknown names: fail before any work
     tasks = _selected_tasks(protocol, cfg.get("tasks"))
     ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
-    frames = ds_entry.build(cfg.data)
+
+    from fasbench.engine.trainer import TaskRunner
+    from fasbench.records import validate_record, write_record
+
+    frames = ds_entry.build(cfg.data, progress=progress)
     seeds = list(seeds) if seeds else [int(cfg.seed)]
     records = []
     for seed in seeds:
