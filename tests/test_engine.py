@@ -156,3 +156,9 @@ def test_frame_dataset_gathers_batches(cache):
     assert b["image"].dtype == torch.uint8 and b["image"].shape == (3, 48, 48, 3)
     assert torch.equal(b["image"][1], torch.from_numpy(np.array(frames.images[1])))
     assert b["label"].tolist() == frames.manifest["label"].iloc[[5, 1, 3]].tolist()
+
+
+def test_dataloader_workers_give_the_same_run(cache, tmp_path):
+    a = run_protocol(make_cfg(cache, tmp_path / "w0"), progress=False, echo=lambda *_: None)[0]
+    b = run_protocol(make_cfg(cache, tmp_path / "w1", "trainer.num_workers=1"), progress=False, echo=lambda *_: None)[0]
+    assert a["metrics"] == b["metrics"]

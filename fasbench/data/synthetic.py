@@ -59,7 +59,7 @@ from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet
 from fasbench.errors import FasbenchError
 
 #: Bump whenever the generated pixels or manifest change for an unchanged config.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: Fractions of a domain's subjects in the train / dev / test splits (dev and test rounded,
 #: at least one subject each; train takes the rest).
@@ -72,13 +72,13 @@ _F = np.float32
 
 @dataclass
 class SyntheticConfig:
-    """Size and seed of a synthetic world.  Defaults are the demo size (~1.5k frames)."""
+    """Size and seed of a synthetic world.  Defaults are the demo size (3,072 frames, ~150 MB at 128 px)."""
 
     seed: int = 0
     #: One letter per domain, each one of ``M``, ``C``, ``I``, ``O``.
     domains: str = "MCIO"
     #: Subjects per domain (distinct identities), split 50/25/25 into train/dev/test.
-    subjects: int = 24
+    subjects: int = 48
     #: Videos per subject of each kind: live : spoof is 1 : 1 by default.
     live_videos: int = 2
     print_videos: int = 1
@@ -131,10 +131,10 @@ _DOMAINS: dict[str, _Domain] = {
         cast=(1.06, 1.0, 0.91), cast_jitter=0.02, brightness=1.0, brightness_jitter=0.06,
         flicker=0.015, gamma=1.0, gamma_jitter=0.05, contrast=1.0, blur=(0.3, 0.7),
         resolution=1.0, noise=0.012, jpeg=88, background="gradient",
-        halftone_period=(2.3, 2.8), print_saturation=(0.55, 0.85), print_black=(0.05, 0.15),
-        print_white=(0.80, 0.93), paper_tint=(1.0, 0.98, 0.92), print_bend=0.08,
+        halftone_period=(2.3, 2.8), print_saturation=(0.5, 0.8), print_black=(0.08, 0.16),
+        print_white=(0.78, 0.9), paper_tint=(1.0, 0.98, 0.92), print_bend=0.08,
         pixel_pitch=(1.35, 1.6), moire_freq=(0.035, 0.06), screen_tint=(0.92, 0.98, 1.10),
-        screen_black=(0.04, 0.10),
+        screen_black=(0.06, 0.12),
     ),
     # CASIA-FASD stand-in: medium / low quality cameras, cool cast, strongly warped prints,
     # coarser halftone, iPad-like display.
@@ -142,10 +142,10 @@ _DOMAINS: dict[str, _Domain] = {
         cast=(0.93, 1.0, 1.09), cast_jitter=0.025, brightness=1.02, brightness_jitter=0.08,
         flicker=0.02, gamma=1.1, gamma_jitter=0.06, contrast=1.05, blur=(0.7, 1.2),
         resolution=0.75, noise=0.02, jpeg=75, background="texture",
-        halftone_period=(3.3, 3.9), print_saturation=(0.6, 0.9), print_black=(0.04, 0.14),
-        print_white=(0.80, 0.95), paper_tint=(1.0, 1.0, 0.97), print_bend=0.22,
+        halftone_period=(3.3, 3.9), print_saturation=(0.55, 0.8), print_black=(0.07, 0.15),
+        print_white=(0.78, 0.92), paper_tint=(1.0, 1.0, 0.97), print_bend=0.22,
         pixel_pitch=(1.7, 2.0), moire_freq=(0.06, 0.10), screen_tint=(0.95, 1.0, 1.07),
-        screen_black=(0.03, 0.09),
+        screen_black=(0.05, 0.11),
     ),
     # Replay-Attack stand-in: 320x240 webcam (low resolution, blur, heavy JPEG), greenish
     # fluorescent office light with low contrast: fine textures are mostly wiped out.
@@ -153,10 +153,10 @@ _DOMAINS: dict[str, _Domain] = {
         cast=(0.95, 1.06, 0.95), cast_jitter=0.02, brightness=0.95, brightness_jitter=0.10,
         flicker=0.03, gamma=0.9, gamma_jitter=0.05, contrast=0.85, blur=(1.0, 1.5),
         resolution=0.5, noise=0.025, jpeg=60, background="office",
-        halftone_period=(2.0, 2.4), print_saturation=(0.6, 0.9), print_black=(0.06, 0.16),
-        print_white=(0.80, 0.92), paper_tint=(0.98, 1.0, 0.96), print_bend=0.05,
+        halftone_period=(2.0, 2.4), print_saturation=(0.5, 0.8), print_black=(0.09, 0.18),
+        print_white=(0.76, 0.9), paper_tint=(0.98, 1.0, 0.96), print_bend=0.05,
         pixel_pitch=(2.2, 2.6), moire_freq=(0.02, 0.04), screen_tint=(0.98, 1.03, 1.05),
-        screen_black=(0.05, 0.12),
+        screen_black=(0.07, 0.14),
     ),
     # OULU-NPU stand-in: sharp phone front cameras, strongly varying session illumination,
     # coarse laser-printer halftone and warm displays.
@@ -164,10 +164,10 @@ _DOMAINS: dict[str, _Domain] = {
         cast=(1.02, 1.0, 0.97), cast_jitter=0.03, brightness=0.95, brightness_jitter=0.22,
         flicker=0.015, gamma=1.0, gamma_jitter=0.15, contrast=1.0, blur=(0.2, 0.5),
         resolution=1.0, noise=0.016, jpeg=92, background="mixed",
-        halftone_period=(4.3, 5.0), print_saturation=(0.65, 0.95), print_black=(0.03, 0.12),
-        print_white=(0.84, 0.96), paper_tint=(0.97, 0.99, 1.03), print_bend=0.1,
+        halftone_period=(4.3, 5.0), print_saturation=(0.6, 0.85), print_black=(0.06, 0.14),
+        print_white=(0.8, 0.93), paper_tint=(0.97, 0.99, 1.03), print_bend=0.1,
         pixel_pitch=(1.15, 1.3), moire_freq=(0.10, 0.15), screen_tint=(1.08, 1.0, 0.90),
-        screen_black=(0.03, 0.08),
+        screen_black=(0.05, 0.1),
     ),
 }
 
@@ -363,7 +363,8 @@ def _render_person(u, v, idt: dict[str, Any], pose: dict[str, np.ndarray], bg: n
     w = cv.window(0.0, b * 0.5 + 0.3, 0.17, b * 0.5 + 0.25)
     if w is not None:
         xw, yw = x[w], y[w]
-        neck = np.clip((0.15 - np.abs(xw)) * px + 0.5, 0, 1) * np.clip((yw - 0.1) * px, 0, 1)
+        half_w = 0.12 + 0.05 * np.clip((yw - b) / 0.4, 0, 1)  # widens towards the shoulders
+        neck = np.clip((half_w - np.abs(xw)) * px + 0.5, 0, 1) * np.clip((yw - 0.1) * px, 0, 1)
         neck *= np.clip((b + 0.45 - yw) * px, 0, 1)
         _paint(img[w], neck, skin * 0.78)
     style = idt["style"]
@@ -464,7 +465,7 @@ def _render_person(u, v, idt: dict[str, Any], pose: dict[str, np.ndarray], bg: n
 
 def _medium_coords(rng, n, u, v, animate_std: float):
     """Rigid pose of a sheet / screen per frame; returns medium coords and its scale."""
-    sc = rng.uniform(0.95, 1.25)
+    sc = rng.uniform(0.85, 1.2)
     cx, cy = rng.uniform(-0.08, 0.08, 2)
     rot = rng.uniform(-0.08, 0.08)
     cxs = _col(cx + rng.normal(0, animate_std, n))
@@ -493,7 +494,7 @@ def _apply_print(rng, dom: _Domain, content, um, vm, scale_px) -> tuple[np.ndarr
     p1 = um * np.cos(ang) + vm * np.sin(ang)
     p2 = -um * np.sin(ang) + vm * np.cos(ang)
     dots = np.cos(2 * np.pi * p1 / period) * np.cos(2 * np.pi * p2 / period)
-    amp = rng.uniform(0.6, 1.6)
+    amp = rng.uniform(1.0, 1.8)
     img *= (1.0 + amp * dots * 0.25 * (1.2 - _lum(img)))[..., None]
     # paper grain and inkjet banding
     grain = np.zeros_like(um)
@@ -522,7 +523,7 @@ def _apply_screen(rng, dom: _Domain, content, u, v, um, vm, scale_px, size: int)
     img = black + (1 - black) * np.clip(img, 0, 1) ** rng.uniform(0.85, 1.1)
     # sub-pixel grid (point-sampled by the camera, so it aliases into moire)
     pitch = rng.uniform(*dom.pixel_pitch) / 64.0
-    depth = rng.uniform(0.15, 0.45)
+    depth = rng.uniform(0.25, 0.5)
     phase = 2 * np.pi * um / pitch
     sub = [1.0 - depth * (0.5 - 0.5 * np.cos(phase - k * 2.0944)) for k in range(3)]
     rows = 1.0 - depth * 0.5 * (0.5 - 0.5 * np.cos(2 * np.pi * vm / pitch))
@@ -531,7 +532,7 @@ def _apply_screen(rng, dom: _Domain, content, u, v, um, vm, scale_px, size: int)
     # explicit moire bands in camera pixels, moving with the screen
     f = rng.uniform(*dom.moire_freq) * size / 2.0 * (128.0 / size)  # cycles per frame unit
     ang = rng.uniform(0, np.pi)
-    mamp = rng.uniform(0.02, 0.10)
+    mamp = rng.uniform(0.04, 0.12)
     ph = _col(rng.uniform(0, 6.3, u.shape[0]))
     moire = np.cos(2 * np.pi * f * (um * np.cos(ang) + vm * np.sin(ang)) + ph)
     moire *= np.cos(2 * np.pi * f * 0.8 * (um * np.cos(ang + 0.4) + vm * np.sin(ang + 0.4)))
@@ -539,7 +540,7 @@ def _apply_screen(rng, dom: _Domain, content, u, v, um, vm, scale_px, size: int)
     rs = rng.uniform(0.0, 0.04) * np.cos(2 * np.pi * v * rng.uniform(1.5, 4) + ph)
     img *= (1.0 + mamp * moire + rs)[..., None]
     # specular glare of a room light on the glass
-    if rng.random() < 0.85:
+    if rng.random() < 0.9:
         gx, gy = rng.uniform(-0.8, 0.8, 2)
         gr = rng.uniform(0.15, 0.5)
         g = rng.uniform(0.1, 0.45) * np.exp(-((um - gx) ** 2 + (vm - gy) ** 2) / (2 * gr**2))
