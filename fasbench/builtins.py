@@ -9,7 +9,7 @@ def register_datasets(register):
     register(
         "synthetic",
         "fasbench.data.synthetic_dataset:build",
-        version=1,
+        version=2,  # = fasbench.data.synthetic.GENERATOR_VERSION (a test keeps them equal)
         description="Procedurally generated cross-domain FAS world (domains M, C, I, O); no download",
     )
 

@@ -34,6 +34,12 @@ def stats_world() -> FrameSet:
     return generate(SyntheticConfig(subjects=6, frames_per_video=1, image_size=96))
 
 
+def test_dataset_component_version_follows_the_generator():
+    from fasbench import plugins
+
+    assert plugins.registry("datasets").get("synthetic").version == GENERATOR_VERSION
+
+
 def test_deterministic_and_seed_dependent(world):
     again = generate(SyntheticConfig(**SMALL))
     assert np.array_equal(world.images, again.images)
