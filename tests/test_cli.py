@@ -204,3 +204,20 @@ def test_validate_erm(run_cli):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "erm: 7/7 checks passed" in proc.stdout
     assert "FAIL" not in proc.stdout
+
+
+def test_multirun_sweep_gives_every_job_its_own_records(run_cli, tmp_path):
+    args = ["run", "erm", "--protocol", "MC->I", "-m", "--no-progress", "--out", str(tmp_path), "trainer=smoke",
+            "trainer.max_steps=2", *TINY_WORLD, "optim.lr=1e-3,3e-4"]
+    proc = run_cli(*args, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    paths = sorted(tmp_path.glob("multirun/*/MC_to_I/erm/MC_to_I/seed0/record.json"))
+    assert len(paths) == 2, proc.stdout + proc.stderr
+    recs = [json.loads(p.read_text()) for p in paths]
+    assert sorted(r["config"]["optim"]["lr"] for r in recs) == [0.0003, 0.001]
+    assert all(f"optim.lr={r['config']['optim']['lr']}" in str(p) for p, r in zip(paths, recs))
+    # the sweep's directories are named by its overrides: --resume finds and keeps both runs
+    again = run_cli(*args, "--resume", timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("complete, kept") == 2
+    assert [json.loads(p.read_text())["created"] for p in paths] == [r["created"] for r in recs]

@@ -87,6 +87,13 @@ def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, mo
     assert not (ckpt.parent / "record.json").exists()
     monkeypatch.setattr(ERM, "training_step", original)
 
+    # the interrupted run is of another configuration than this one: never continued from,
+    # never silently discarded
+    for resume in (True, False):
+        with pytest.raises(FasbenchError, match=r"checkpoint .* another configuration .*optim\.lr: 0\.001 -> 0\.0003"):
+            run_protocol(make_cfg(cache, tmp_path / "resumed", "optim.lr=3e-4"), resume=resume, progress=False,
+                         echo=lambda *_: None)
+
     resumed = run_protocol(make_cfg(cache, tmp_path / "resumed"), resume=True, progress=False, echo=lambda *_: None)[0]
     assert resumed["timings"]["resumed_from_step"] == 2
     assert resumed["timings"]["steps_this_session"] == 2
@@ -95,6 +102,14 @@ def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, mo
     # a complete record is kept as is on --resume
     again = run_protocol(make_cfg(cache, tmp_path / "resumed"), resume=True, progress=False, echo=lambda *_: None)[0]
     assert again["created"] == resumed["created"]
+    # ... but only for the same result-relevant config (the cache location is not one)
+    again = run_protocol(make_cfg(cache, tmp_path / "resumed", f"data.cache_dir={cache}/."), resume=True,
+                         progress=False, echo=lambda *_: None)[0]
+    assert again["created"] == resumed["created"]
+    for resume in (True, False):
+        with pytest.raises(FasbenchError, match=r"record\.json belongs to a run of another configuration.*trainer\.max_steps: 4 -> 5"):
+            run_protocol(make_cfg(cache, tmp_path / "resumed", "trainer.max_steps=5"), resume=resume,
+                         progress=False, echo=lambda *_: None)
 
 
 def test_source_val_checkpoint_selection_is_recorded(cache, tmp_path):

@@ -115,6 +115,13 @@ def _multirun(args) -> int:
 
     @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
     def app(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        # every job of the sweep writes its records below its own output directory, named by
+        # its overrides, so jobs never overwrite each other and --resume finds them again
+        OmegaConf.set_struct(cfg, False)
+        cfg.out = HydraConfig.get().runtime.output_dir
         run_protocol(cfg, resume=args.resume, progress=not args.no_progress)
 
     overrides = _base_overrides(args)
@@ -130,7 +137,9 @@ def _multirun(args) -> int:
         overrides.append(f"tasks=[{args.tasks}]")
     out = args.out or "runs"
     argv = ["fasbench", "--multirun", *overrides, *args.overrides,
-            f"hydra.sweep.dir={out}/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
+            f"hydra.sweep.dir={out}/multirun", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+            # the run path names these itself (PROTOCOL/METHOD/TASK/seedN) or they are not results
+            "hydra.job.config.override_dirname.exclude_keys=[method,protocol,seed,out,tasks,device]"]
     saved = sys.argv
     sys.argv = argv
     try:

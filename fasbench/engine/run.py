@@ -40,6 +40,32 @@ def _selected_tasks(protocol: Protocol, tasks: Any) -> list:
     return [protocol.task(str(t)) for t in wanted]
 
 
+def check_run_dir(rdir: Path, config: dict) -> None:
+    """A run directory holds one configuration: a record or checkpoint of another one there is
+    an error (never silently kept by --resume, continued from, or overwritten)."""
+    from fasbench.engine.checkpoint import STATE
+    from fasbench.engine.trainer import check_same_config
+
+    rec_path = rdir / "record.json"
+    if rec_path.exists():
+        try:
+            saved = json.loads(rec_path.read_text())
+        except (OSError, ValueError):
+            saved = None  # unreadable: validate_record names it on --resume; a fresh run replaces it
+        if isinstance(saved, dict):
+            check_same_config(saved, config, str(rec_path))
+    state_path = rdir / "checkpoint" / STATE
+    if state_path.exists():
+        import torch
+
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception:
+            state = None  # a damaged checkpoint: --resume reports it, a fresh run replaces it
+        if isinstance(state, dict):
+            check_same_config(state, config, f"checkpoint {state_path.parent}")
+
+
 def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: bool = False,
                  progress: bool = True, echo=print) -> list[dict[str, Any]]:
     """Run ``cfg.method`` on every task of ``cfg.protocol`` for every seed; return the records."""
@@ -61,6 +87,7 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
             tcfg.seed = int(seed)
             rdir = run_dir_for(tcfg, protocol, task.name)
             rec_path = rdir / "record.json"
+            check_run_dir(rdir, OmegaConf.to_container(tcfg, resolve=True))
             if resume and rec_path.exists():
                 rec = validate_record(json.loads(rec_path.read_text()), str(rec_path))
                 if rec.get("status") == "complete":

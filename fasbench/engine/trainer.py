@@ -130,7 +130,23 @@ def _lr_lambda(kind: str, warmup: int, total: int):
 #: Config keys that do not change results (or are recorded elsewhere): left out of the
 #: config hash so that seeds and output places of one setting average together.
 NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.log_every",
-                   "trainer.checkpoint_every", "eval.batch_size")
+                   "trainer.checkpoint_every", "eval.batch_size", "data.cache_dir")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def config_diff(a: dict, b: dict) -> list[str]:
+    """Result-relevant dotted keys whose values differ between two resolved configs."""
+    fa, fb = _flatten(a), _flatten(b)
+    keys = sorted(k for k in set(fa) | set(fb) if fa.get(k, "<unset>") != fb.get(k, "<unset>"))
+    return [k for k in keys if not any(k == n or k.startswith(n + ".") for n in NON_RESULT_KEYS)]
 
 
 def config_hash(cfg: dict) -> str:
@@ -148,6 +164,21 @@ def config_hash(cfg: dict) -> str:
         if isinstance(node, dict):
             node.pop(leaf, None)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def check_same_config(saved: dict, config: dict, what: str) -> None:
+    """Refuse to resume, keep or overwrite the results of another configuration in place."""
+    old_hash = saved.get("config_hash")
+    if old_hash is None or old_hash == config_hash(config):
+        return
+    diff = config_diff(saved["config"], config) if isinstance(saved.get("config"), dict) else []
+    shown = ", ".join(f"{k}: {_flatten(saved['config']).get(k, '<unset>')!r} -> {_flatten(config).get(k, '<unset>')!r}"
+                      for k in diff[:4]) + (f" (+{len(diff) - 4} more)" if len(diff) > 4 else "")
+    raise FasbenchError(
+        f"{what} belongs to a run of another configuration (config hash {old_hash} vs {config_hash(config)}"
+        + (f"; {shown}" if shown else "") + "); give this setting its own --out DIR, or delete that run "
+        "directory to replace it"
+    )
 
 
 def _versions() -> dict[str, Any]:
@@ -178,6 +209,7 @@ class TaskRunner:
             raise FasbenchError(f"eval.checkpoint={self.selection!r}; choose one of {', '.join(SELECTIONS)}")
         if self.max_steps < 1:
             raise FasbenchError(f"trainer.max_steps={self.max_steps}; it must be at least 1")
+        self.config_dict = OmegaConf.to_container(cfg, resolve=True)
 
     def _build(self):
         cfg = self.cfg
@@ -252,6 +284,7 @@ class TaskRunner:
         if self.resume:
             state = ckpt.load(ckpt_dir, self.method)
             if state is not None:
+                check_same_config(state, self.config_dict, f"checkpoint {ckpt_dir}")
                 self.optimizer.load_state_dict(state["optimizer"])
                 self.scheduler.load_state_dict(state["scheduler"])
                 start, history, best = int(state["step"]), list(state["history"]), dict(state["best"])
@@ -315,7 +348,8 @@ class TaskRunner:
             if ckpt_every and (step % ckpt_every == 0 or step == self.max_steps):
                 ckpt.save(ckpt_dir, self.method, {
                     "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "history": history, "best": best,
+                    "history": history, "best": best, "config": self.config_dict,
+                    "config_hash": config_hash(self.config_dict),
                 })
         bar.close()
         train_s += time.perf_counter() - t_train
@@ -337,7 +371,7 @@ class TaskRunner:
     def _record(self, metrics, history, best, start, trained, train_s, eval_s, total_s) -> dict[str, Any]:
         from fasbench.records import git_info
 
-        cfg_dict = OmegaConf.to_container(self.cfg, resolve=True)
+        cfg_dict = self.config_dict
         comps = dict(self.ctx.components)
         comps.setdefault("aligner", {"name": "none", "version": 1, "plugin": "fasbench"})
         comps.setdefault("teachers", [])
