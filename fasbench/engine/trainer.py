@@ -168,14 +168,17 @@ def config_hash(cfg: dict) -> str:
 
 def check_same_config(saved: dict, config: dict, what: str) -> None:
     """Refuse to resume, keep or overwrite the results of another configuration in place."""
-    old_hash = saved.get("config_hash")
-    if old_hash is None or old_hash == config_hash(config):
+    old_hash, new_hash = saved.get("config_hash"), config_hash(config)
+    if old_hash is None or old_hash == new_hash:
         return
-    diff = config_diff(saved["config"], config) if isinstance(saved.get("config"), dict) else []
-    shown = ", ".join(f"{k}: {_flatten(saved['config']).get(k, '<unset>')!r} -> {_flatten(config).get(k, '<unset>')!r}"
-                      for k in diff[:4]) + (f" (+{len(diff) - 4} more)" if len(diff) > 4 else "")
+    shown = ""
+    if isinstance(saved.get("config"), dict):
+        before, after = _flatten(saved["config"]), _flatten(config)
+        diff = config_diff(saved["config"], config)
+        shown = ", ".join(f"{k}: {before.get(k, '<unset>')!r} -> {after.get(k, '<unset>')!r}" for k in diff[:4])
+        shown += f" (+{len(diff) - 4} more)" if len(diff) > 4 else ""
     raise FasbenchError(
-        f"{what} belongs to a run of another configuration (config hash {old_hash} vs {config_hash(config)}"
+        f"{what} belongs to a run of another configuration (config hash {old_hash} vs {new_hash}"
         + (f"; {shown}" if shown else "") + "); give this setting its own --out DIR, or delete that run "
         "directory to replace it"
     )
@@ -210,6 +213,7 @@ class TaskRunner:
         if self.max_steps < 1:
             raise FasbenchError(f"trainer.max_steps={self.max_steps}; it must be at least 1")
         self.config_dict = OmegaConf.to_container(cfg, resolve=True)
+        self.config_hash = config_hash(self.config_dict)
 
     def _build(self):
         cfg = self.cfg
@@ -349,7 +353,7 @@ class TaskRunner:
                 ckpt.save(ckpt_dir, self.method, {
                     "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "history": history, "best": best, "config": self.config_dict,
-                    "config_hash": config_hash(self.config_dict),
+                    "config_hash": self.config_hash,
                 })
         bar.close()
         train_s += time.perf_counter() - t_train
@@ -394,7 +398,7 @@ class TaskRunner:
             "task": {"name": self.task.name, "sources": list(self.task.sources), "target": self.task.target},
             "seed": int(self.cfg.seed),
             "config": cfg_dict,
-            "config_hash": config_hash(cfg_dict),
+            "config_hash": self.config_hash,
             "components": comps,
             "versions": _versions(),
             "git": git_info(Path(fasbench.__file__).resolve().parent),
