@@ -12,6 +12,14 @@ def register_datasets(register):
         version=2,  # = fasbench.data.synthetic.GENERATOR_VERSION (a test keeps them equal)
         description="Procedurally generated cross-domain FAS world (domains M, C, I, O); no download",
     )
+    build = "fasbench.data.real_dataset:build"
+    register("real", build, version=1,
+             description="Your copies of MSU-MFSD (M), CASIA-FASD (C), Replay-Attack (I), OULU-NPU (O), "
+                         "CelebA-Spoof (A); roots: data.roots.X / FASBENCH_ROOT_X (docs/datasets.md)")
+    for name, letter, title in (("msu_mfsd", "M", "MSU-MFSD"), ("casia_fasd", "C", "CASIA-FASD"),
+                                ("replay_attack", "I", "Idiap Replay-Attack"), ("oulu_npu", "O", "OULU-NPU"),
+                                ("celeba_spoof", "A", "CelebA-Spoof")):
+        register(name, build, version=1, description=f"{title} alone (domain {letter}), from your copy in its official layout")
 
 
 @hookimpl
@@ -22,6 +30,13 @@ def register_protocols(register):
              description="Limited source domains: MI->C, MI->O")
     register("Intra", "fasbench.protocols:intra", version=1,
              description="Intra-domain reference: train/test on disjoint subjects of one domain")
+    register("OULU-NPU", "fasbench.protocols:oulu_npu", version=1,
+             description="OULU-NPU protocols 1-4 (14 tasks) on the official lists; APCER/BPCER/ACER")
+    for k in "1234":
+        register(f"OULU-NPU-P{k}", f"fasbench.protocols:oulu_p{k}", version=1,
+                 description=f"OULU-NPU protocol {k} on the official lists" + (" (6 phone folds)" if k in "34" else ""))
+    register("CrossAttack", "fasbench.protocols:cross_attack", version=1,
+             description="Per domain: train without one attack type (print/replay), test on it")
 
 
 @hookimpl

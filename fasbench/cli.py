@@ -22,6 +22,7 @@ def add_builtin_commands(subparsers) -> None:
     info.add_plugins_parser(subparsers)
     leaderboard.add_parser(subparsers)
     score.add_parser(subparsers)
+    from fasbench.commands import data as data_command; data_command.add_parser(subparsers)  # noqa: E702
     from fasbench.commands import weights as weights_command; weights_command.add_parser(subparsers)  # noqa: E702
 
 

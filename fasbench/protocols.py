@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from fasbench.errors import FasbenchError
 
@@ -24,6 +25,7 @@ class Task:
     sources: tuple[str, ...]
     target: str
     intra: bool = False
+    variant: str = ""  # tells apart tasks over the same domains (OULU-NPU protocol folds, held-out attacks)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -41,10 +43,13 @@ class Task:
 
     @property
     def name(self) -> str:
-        return f"{''.join(self.sources)}->{self.target}"
+        return f"{''.join(self.sources)}->{self.target}" + (f"[{self.variant}]" if self.variant else "")
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "sources": list(self.sources), "target": self.target, "intra": self.intra}
+        d = {"name": self.name, "sources": list(self.sources), "target": self.target, "intra": self.intra}
+        if self.variant:
+            d["variant"] = self.variant
+        return d
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class Protocol:
     tasks: tuple[Task, ...]
     description: str = ""
     splits: dict = field(default_factory=lambda: dict(CROSS_DOMAIN_SPLITS))
+    #: Optional ``assign(manifest, task) -> split per row`` for protocols whose tasks choose
+    #: their own rows (official list files, held-out attack types); rows it marks with a
+    #: split name the protocol's ``splits`` do not select (e.g. ``"unused"``) are left out.
+    assign: Callable[[Any, Task], Any] | None = field(default=None, compare=False)
 
     @property
     def domains(self) -> list[str]:
@@ -64,7 +73,7 @@ class Protocol:
 
     def task(self, name: str) -> Task:
         for t in self.tasks:
-            if t.name == name or t.target == name:
+            if t.name == name or t.target == name or (t.variant and t.variant == name):
                 return t
         raise FasbenchError(
             f"protocol {self.name!r} has no task {name!r}; its tasks: {', '.join(t.name for t in self.tasks)}"
@@ -98,6 +107,74 @@ def intra() -> Protocol:
         "M->M, C->C, I->I, O->O (train split -> test split)",
         dict(INTRA_DOMAIN_SPLITS),
     )
+
+
+def _oulu_assign(manifest, task: Task):
+    col = f"oulu_{task.variant.lower()}"
+    if col not in manifest.columns:
+        have = "OULU-NPU without its Protocols/ list files" if "official_split" in manifest.columns else "this dataset"
+        raise FasbenchError(
+            f"protocol task {task.name} needs the official OULU-NPU list files Protocols/Protocol_"
+            f"{task.variant[1]}/{{Train,Dev,Test}}{task.variant[2:]}.txt, and {have} has none; put the Protocols/ folder "
+            f"that ships with OULU-NPU under the oulu_npu root (data.roots.O) and run with --data real"
+        )
+    values = manifest[col].astype(str)
+    return values.where(values != "", "unused")
+
+
+def oulu_npu(which: str = "all") -> Protocol:
+    """OULU-NPU intra-dataset protocols 1-4 on the official Train/Dev/Test lists (threshold
+    on Dev, APCER/BPCER/ACER on Test); protocols 3 and 4 have six leave-one-phone-out folds."""
+    variants = {"1": ["P1"], "2": ["P2"], "3": [f"P3_{k}" for k in range(1, 7)], "4": [f"P4_{k}" for k in range(1, 7)]}
+    keys = list(variants) if which == "all" else [which]
+    tasks = tuple(Task(("O",), "O", intra=True, variant=v) for k in keys for v in variants[k])
+    name = "OULU-NPU" if which == "all" else f"OULU-NPU-P{which}"
+    return Protocol(name, tasks, f"OULU-NPU protocol(s) {', '.join(keys)} on the official lists",
+                    dict(INTRA_DOMAIN_SPLITS), assign=_oulu_assign)
+
+
+def oulu_p1() -> Protocol:
+    return oulu_npu("1")
+
+
+def oulu_p2() -> Protocol:
+    return oulu_npu("2")
+
+
+def oulu_p3() -> Protocol:
+    return oulu_npu("3")
+
+
+def oulu_p4() -> Protocol:
+    return oulu_npu("4")
+
+
+#: Coarse attack kinds shared by every dataset's manifest (``attack`` column).
+CROSS_ATTACK_KINDS = ("print", "replay")
+
+
+def _cross_attack_assign(manifest, task: Task):
+    held = task.variant.removeprefix("unseen-")
+    attack = manifest["attack"].astype(str)
+    if not (attack == held).any():
+        raise FasbenchError(f"task {task.name}: the data has no {held!r} attack to hold out "
+                            f"(attack types: {sorted(set(attack) - {'none'})})")
+    split = manifest["split"].astype(str).copy()
+    is_live = manifest["label"].to_numpy() == 1
+    seen = ~is_live & (attack != held).to_numpy()
+    unseen = ~is_live & (attack == held).to_numpy()
+    train_like = split.isin(["train", "dev"]).to_numpy()
+    split[train_like & unseen] = "unused"            # the held-out attack is never trained or tuned on
+    split[(split == "test").to_numpy() & seen] = "unused"  # and is the only attack tested
+    return split
+
+
+def cross_attack() -> Protocol:
+    """Cross-attack: per domain, train (and pick the threshold) on live + all attack types but
+    one, test on live + the held-out type (the test split's subjects)."""
+    tasks = tuple(Task((d,), d, intra=True, variant=f"unseen-{a}") for d in "MCIO" for a in CROSS_ATTACK_KINDS)
+    return Protocol("CrossAttack", tasks, "per domain: train without one attack type (print or replay), "
+                    "test on live + that type", dict(INTRA_DOMAIN_SPLITS), assign=_cross_attack_assign)
 
 
 _ADHOC = re.compile(r"^\s*([A-Za-z0-9&,+ ]+?)\s*->\s*([A-Za-z0-9]+)\s*$")

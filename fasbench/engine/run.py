@@ -37,7 +37,27 @@ def _selected_tasks(protocol: Protocol, tasks: Any) -> list:
     if not tasks:
         return list(protocol.tasks)
     wanted = [tasks] if isinstance(tasks, str) else list(tasks)
-    return [protocol.task(str(t)) for t in wanted]
+    out: list = []
+    for t in wanted:
+        exact = [x for x in protocol.tasks if x.name == str(t) or (x.variant and x.variant == str(t))]
+        # a target letter selects every task testing on it (several in CrossAttack)
+        for x in exact or [x for x in protocol.tasks if x.target == str(t)] or [protocol.task(str(t))]:
+            if x not in out:
+                out.append(x)
+    return out
+
+
+def _build_frames(ds_entry, cfg: DictConfig, protocol: Protocol, tasks: list, progress: bool):
+    """The dataset's FrameSet; real datasets (a ``roots`` key in their config) build only the
+    domains the selected tasks need, and name the missing roots when there are some."""
+    if "roots" in cfg.data and not cfg.data.get("domains"):
+        needed: list[str] = []
+        for t in tasks:
+            for d in (*t.sources, t.target):
+                if d not in needed:
+                    needed.append(d)
+        return ds_entry.build(cfg.data, progress=progress, domains=needed, purpose=f"protocol {protocol.name}")
+    return ds_entry.build(cfg.data, progress=progress)
 
 
 def check_run_dir(rdir: Path, config: dict) -> None:
@@ -77,7 +97,8 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     from fasbench.engine.trainer import TaskRunner
     from fasbench.records import validate_record, write_record
 
-    frames = ds_entry.build(cfg.data, progress=progress)
+    frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
+    from fasbench.data.real_dataset import task_view
     seeds = list(seeds) if seeds else [int(cfg.seed)]
     records = []
     for seed in seeds:
@@ -94,9 +115,16 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
                     echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
                     records.append(rec)
                     continue
-            runner = TaskRunner(tcfg, protocol, task, frames, rdir, resume=resume, progress=progress,
+            task_frames, task_protocol, convention = task_view(frames, protocol, task)
+            runner = TaskRunner(tcfg, task_protocol, task, task_frames, rdir, resume=resume, progress=progress,
                                 protocol_entry=proto_entry, dataset_entry=ds_entry)
             rec = runner.run()
+            rec["data"]["split_convention"] = convention
+            if getattr(frames, "preparation", None) is not None:
+                doms = {*task.sources, task.target}
+                prep = {d: p for d, p in frames.preparation.items() if d in doms}
+                rec["data"]["preparation"] = prep
+                rec["data"]["skipped_videos"] = int(sum(p["skipped_count"] for p in prep.values()))
             path = write_record(rdir, rec)
             echo(f"{task.name} seed {seed}: record written to {path}")
             records.append(rec)

@@ -1,0 +1,153 @@
+"""``fasbench data check`` and ``fasbench data prepare``: the user's copies of the real datasets."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "data", help="check and prepare your copies of the real datasets",
+        description="Real FAS datasets in their official layout (docs/datasets.md). Roots come from --root, "
+                    "data.roots.X=PATH, FASBENCH_ROOT_X, or the user config file.",
+    )
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    c = sub.add_parser("check", help="index a dataset and compare its counts with the official ones",
+                       description="Index DATASET (msu_mfsd|M, casia_fasd|C, replay_attack|I, oulu_npu|O, "
+                                   "celeba_spoof|A) and print its counts next to the official counts.")
+    c.add_argument("dataset")
+    c.add_argument("--root", help="the dataset's root folder (default: the configured root)")
+    c.add_argument("--probe", action="store_true", help="also open every video (frame counts, unreadable files)")
+    c.add_argument("--json", action="store_true", help="print the counts as JSON")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c.set_defaults(func=check_main, accepts_overrides=True)
+    r = sub.add_parser("prepare", help="decode, detect/align/crop faces (MTCNN), fill the frame cache",
+                       description="Sample frames of every video of DATASET (or 'all' configured datasets), crop "
+                                   "the faces and write the memory-mapped frame cache `fasbench run` reads. "
+                                   "Interrupted runs resume; unreadable videos are reported and skipped. Extra "
+                                   "key=value tokens set data options, e.g. data.preprocess.frames_per_video=8 "
+                                   "data.preprocess.sampling=evenly (use the same ones with `fasbench run`).")
+    r.add_argument("dataset")
+    r.add_argument("--root", help="the dataset's root folder (default: the configured root)")
+    r.add_argument("--workers", type=int, help="worker processes (default: min(4, CPUs) or $FASBENCH_PREPARE_WORKERS)")
+    r.add_argument("--json", action="store_true", help="print the preparation summary as JSON")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=prepare_main, accepts_overrides=True)
+
+
+def data_config(overrides: list[str]):
+    """``data/real.yaml`` with ``data.key=value`` overrides (the same keys `fasbench run` takes)."""
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    from fasbench.errors import FasbenchError
+
+    base = OmegaConf.load(str(resources.files("fasbench.conf").joinpath("data", "real.yaml")))
+    dots = []
+    for tok in overrides:
+        key, eq, _ = tok.partition("=")
+        if not eq or not key.startswith("data."):
+            raise FasbenchError(f"override {tok!r}: `fasbench data` takes data options only, written "
+                                f"data.KEY=VALUE (e.g. data.preprocess.frames_per_video=8)")
+        dots.append(tok[len("data."):])
+    try:
+        OmegaConf.set_struct(base, True)
+        return OmegaConf.merge(base, OmegaConf.from_dotlist(dots))
+    except Exception as exc:
+        raise FasbenchError(f"bad data override ({str(exc).splitlines()[0]}); keys are those of data/real.yaml, "
+                            f"e.g. data.preprocess.size=224") from None
+
+
+def _root(name: str, cfg, explicit):
+    from fasbench.data import indexers
+    from fasbench.data.roots import missing_message, resolve
+    from fasbench.errors import FasbenchError
+
+    s = indexers.spec(name)
+    root, where = resolve(s.name, cfg.get("roots"), explicit)
+    if root is None:
+        raise FasbenchError(missing_message([s.letter], f"fasbench data {s.name}", synthetic_hint=False).replace(
+            "data.roots.", "--root PATH, data.roots.", 1))
+    return s, root, where
+
+
+def check_main(args) -> int:
+    from tabulate import tabulate
+
+    from fasbench.data import indexers
+
+    cfg = data_config(list(args.overrides))
+    s, root, where = _root(args.dataset, cfg, args.root)
+    res = indexers.index(s.name, root, probe=args.probe, progress=not args.no_progress)
+    found = indexers.counts(res.videos)
+    rows = indexers.compare(found, s.official)
+    diffs = [r for r in rows if not r["ok"]]
+    unreadable = res.videos.loc[res.videos["error"] != "", ["path", "error"]].values.tolist() if args.probe else []
+    if args.json:
+        out = {**found, "dataset": s.name, "domain": s.letter, "root": str(root),
+               "official": s.official, "differences": diffs, "unrecognised": res.unrecognised,
+               "excluded": res.excluded, "notes": res.notes}
+        if args.probe:
+            out["frames"] = int(res.videos["n_frames"].sum())
+            out["unreadable"] = [{"path": p, "reason": e} for p, e in unreadable]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{s.title} ({s.name}, domain {s.letter}) at {root} ({where})")
+    print(tabulate([[r["what"], r["found"], r["official"], "ok" if r["ok"] else "DIFFERS"] for r in rows],
+                   headers=["count", "found", "official", ""], tablefmt="simple"))
+    for k, v in res.excluded.items():
+        print(f"excluded by the protocol: {v} {k} video(s)")
+    for n in res.notes:
+        print(f"note: {n}")
+    if res.unrecognised:
+        print(f"{len(res.unrecognised)} video file(s) do not follow the official naming and were not indexed:")
+        for p in res.unrecognised[:20]:
+            print(f"  {p}")
+        if len(res.unrecognised) > 20:
+            print(f"  ... and {len(res.unrecognised) - 20} more")
+    for p, e in unreadable:
+        print(f"unreadable: {p}: {e}")
+    if diffs:
+        print(f"\n{len(diffs)} count(s) differ from the official ones: "
+              + ", ".join(f"{r['what']} {r['found']} (official {r['official']})" for r in diffs[:6])
+              + (" ..." if len(diffs) > 6 else ""))
+    else:
+        print("\nall counts match the official ones")
+    return 0
+
+
+def prepare_main(args) -> int:
+    from fasbench.data import indexers
+    from fasbench.data.real_dataset import prepare_one
+    from fasbench.data.roots import configured
+    from fasbench.errors import FasbenchError
+
+    cfg = data_config(list(args.overrides))
+    if args.dataset.lower() in ("all", "real"):
+        if args.root:
+            raise FasbenchError("--root names one dataset's folder; give the dataset too, e.g. `fasbench data prepare M --root PATH`")
+        letters = list(configured(cfg.get("roots")))
+        if not letters:
+            raise FasbenchError("no dataset root is configured; name a dataset and its --root, or set "
+                                "FASBENCH_ROOT_M=... (docs/datasets.md)")
+    else:
+        letters = [indexers.spec(args.dataset).letter]
+    if args.workers is not None and args.workers < 1:
+        raise FasbenchError(f"--workers {args.workers}: give at least 1")
+    summaries = []
+    for L in letters:
+        s, root, _ = _root(L, cfg, args.root)
+        _, got = prepare_one(L, cfg, root, progress=not args.no_progress, workers=args.workers)
+        summaries.append(got.summary)
+        if not args.json:
+            sm = got.summary
+            print(f"{s.name}: {sm['prepared']}/{sm['videos']} videos, {sm['frames']} frames, "
+                  f"{sm['faces_found']} with a face, {sm['no_face_frames']} without (fallback: "
+                  f"{sm['fallbacks'] or 'none needed'}), {len(sm['skipped'])} skipped"
+                  + (f", {sm['resumed']} already done" if sm["resumed"] else "") + f"\n  cache: {sm['cache']}")
+            for sk in sm["skipped"]:
+                print(f"  skipped {sk['path']}: {sk['reason']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    return 0

@@ -1,0 +1,379 @@
+"""``fasbench data prepare``: decode, sample frames, detect/align/crop faces, write the frame cache.
+
+A cache entry lives in ``<cache_dir>/real/<dataset>/<key>/`` where ``key`` is a hash of the
+pixel-relevant part of the video manifest (relative path, frame count, read error of every
+video) and of the preprocessing config. Layout:
+
+* ``plan.json``: the config, the videos in order and their number of slots (frames kept);
+* ``images.partial.npy`` while running, ``images.npy`` when complete: uint8
+  ``(frames, size, size, 3)``, memory-mapped (``numpy.lib.format.open_memmap``);
+* ``progress.jsonl``: one line per finished video (written after its pixels are flushed),
+  which is what an interrupted run resumes from;
+* ``videos.csv`` and ``summary.json`` (written last, atomically: the entry is complete
+  exactly when ``summary.json`` exists).
+
+A video that cannot be read is reported by path and reason and left out (its frames are
+compacted away at the end); it never stops the preparation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from fasbench.data.faces import FaceConfig
+from fasbench.errors import FasbenchError
+
+#: Bumped whenever the crops for a given config change (part of the cache key).
+PREP_VERSION = 1
+SAMPLINGS = ("ssdg", "evenly")
+FALLBACKS = ("nearest", "center")
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    """How frames are chosen and cropped. ``sampling="ssdg"`` keeps, from a video of ``n``
+    frames, the frames ``offset + j * (n // k)`` for ``j < k`` (SSDG-CVPR2020's
+    ``sample_frames``; it tests on k = 2 and trains on the first of them); ``"evenly"`` keeps
+    ``k`` evenly spaced frames from first to last. Frames without a detected face get the face
+    box of the nearest frame of the same video that has one (``fallback="nearest"``), or the
+    centred square of the frame (``"center"``, also the last resort of ``nearest``)."""
+
+    sampling: str = "ssdg"
+    frames_per_video: int = 2
+    ssdg_offset: int = 6
+    fallback: str = "nearest"
+    face: FaceConfig = field(default_factory=FaceConfig)
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> "PrepConfig":
+        d = dict(d or {})
+        face_keys = {f.name for f in dataclasses.fields(FaceConfig)}
+        own = {f.name for f in dataclasses.fields(cls)} - {"face"}
+        unknown = set(d) - face_keys - own
+        if unknown:
+            raise FasbenchError(f"data.preprocess has unknown key(s) {sorted(unknown)}; known: {sorted(face_keys | own)}")
+        face = FaceConfig(**{k: type(getattr(FaceConfig(), k))(v) for k, v in d.items() if k in face_keys})
+        cfg = cls(**{k: type(getattr(cls(), k))(v) for k, v in d.items() if k in own}, face=face)
+        if cfg.sampling not in SAMPLINGS:
+            raise FasbenchError(f"data.preprocess.sampling={cfg.sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        if cfg.fallback not in FALLBACKS:
+            raise FasbenchError(f"data.preprocess.fallback={cfg.fallback!r}; choose one of {', '.join(FALLBACKS)}")
+        if cfg.frames_per_video < 1 or cfg.ssdg_offset < 0:
+            raise FasbenchError("data.preprocess.frames_per_video must be >= 1 and ssdg_offset >= 0")
+        if not 16 <= face.size <= 1024 or face.margin < 0:
+            raise FasbenchError("data.preprocess.size must be in [16, 1024] and margin >= 0")
+        return cfg
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(d.pop("face"))
+        return d
+
+
+def sample_indices(n: int, cfg: PrepConfig) -> list[int]:
+    """The frame indices kept from a video of ``n`` frames (always ``frames_per_video`` of
+    them; a video shorter than that repeats frames)."""
+    k = cfg.frames_per_video
+    if n <= 0:
+        return []
+    if cfg.sampling == "ssdg":
+        step = n // k
+        return [min(cfg.ssdg_offset + j * step, n - 1) for j in range(k)]
+    return [int(i) for i in np.linspace(0, n - 1, k).round().astype(int)]
+
+
+def cache_key(videos: pd.DataFrame, cfg: PrepConfig) -> str:
+    blob = json.dumps({
+        "version": PREP_VERSION,
+        "dataset": sorted(set(videos["dataset"].astype(str))),
+        "videos": videos[["path", "n_frames", "error"]].astype(str).values.tolist(),
+        "config": cfg.as_dict(),
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _slots(path: str, cfg: PrepConfig) -> int:
+    from fasbench.data.video import is_image
+
+    return 1 if is_image(path) else cfg.frames_per_video
+
+
+# --------------------------------------------------------------------------------------
+# one video (runs in a worker process)
+# --------------------------------------------------------------------------------------
+
+def process_video(job: tuple[int, str, int, int, dict]) -> dict[str, Any]:
+    """Decode, detect, crop one video; never raises for a bad video (status "skipped")."""
+    from fasbench.data import faces
+    from fasbench.data.video import VideoError, is_image, read_frames
+
+    i, path, n_frames, slots, cfg_d = job
+    cfg = PrepConfig.from_mapping(cfg_d)
+    rec: dict[str, Any] = {"i": i, "status": "ok", "reason": "", "no_face": 0, "faces": 0, "fallback": "", "sampled": []}
+    try:
+        want = [0] if is_image(path) else sample_indices(n_frames, cfg)
+        got = read_frames(path, want)
+        if not got:
+            raise VideoError("no frame could be decoded")
+        have = sorted(got)
+        # frames past the real end of a video (its header over-counts): use the nearest decoded one
+        sampled = [k if k in got else min(have, key=lambda h: abs(h - k)) for k in want][:slots]
+        uniq = sorted(set(sampled))
+        found = dict(zip(uniq, faces.detect([got[k] for k in uniq], cfg.face)))
+        with_face = [k for k in uniq if found[k] is not None]
+        crops, used = [], set()
+        for k in sampled:
+            face = found[k]
+            if face is None:
+                rec["no_face"] += 1
+                if cfg.fallback == "nearest" and with_face:
+                    face = found[min(with_face, key=lambda h: abs(h - k))]
+                    used.add("nearest")
+                else:
+                    used.add("center")
+            else:
+                rec["faces"] += 1
+            crops.append(faces.crop(got[k], face, cfg.face))
+        rec["fallback"] = "+".join(sorted(used))
+        rec["sampled"] = sampled
+        rec["crops"] = np.stack(crops).astype(np.uint8, copy=False)
+    except VideoError as exc:
+        rec.update(status="skipped", reason=str(exc))
+    except Exception as exc:  # a damaged file can upset any library: report it, carry on
+        rec.update(status="skipped", reason=f"{type(exc).__name__}: {exc}")
+    return rec
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------------------
+# the cache entry
+# --------------------------------------------------------------------------------------
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("FASBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fasbench"
+
+
+def entry_dir(cache_dir: str | Path | None, dataset: str, key: str) -> Path:
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return root / "real" / dataset / key
+
+
+@dataclass
+class Prepared:
+    entry: Path
+    summary: dict[str, Any]
+    videos: pd.DataFrame          # prepared videos: path, slot_start, slots, sampled, no_face, fallback
+    images: np.ndarray            # memory-mapped uint8 (frames, S, S, 3)
+
+
+def load(entry: Path) -> Prepared | None:
+    """A complete cache entry, or None when there is none (or it is unreadable)."""
+    try:
+        summary = json.loads((entry / "summary.json").read_text())
+        videos = pd.read_csv(entry / "videos.csv", dtype={"path": str, "sampled": str, "fallback": str},
+                             keep_default_na=False)
+        images = np.load(entry / "images.npy", mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if images.shape[0] != summary.get("frames") or int(videos["slots"].sum()) != images.shape[0]:
+        return None
+    return Prepared(entry, summary, videos, images)
+
+
+def _read_progress(path: Path) -> dict[int, dict[str, Any]]:
+    done: dict[int, dict[str, Any]] = {}
+    if path.exists():
+        for ln in path.read_text().splitlines():
+            try:
+                rec = json.loads(ln)
+                done[int(rec["i"])] = rec
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by an interruption: that video is simply redone
+    return done
+
+
+def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: str | Path | None = None, *,
+            workers: int = 1, progress: bool = True,
+            on_video: Callable[[dict[str, Any]], None] | None = None) -> Prepared:
+    """Prepare (or resume, or just load) the frame cache of one indexed dataset.
+
+    ``videos``: the indexer's video manifest with ``n_frames`` probed. ``on_video`` is called
+    in this process after each video is stored (progress hooks, tests).
+    """
+    from numpy.lib.format import open_memmap
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    videos = videos.reset_index(drop=True)
+    dataset = str(videos["dataset"].iat[0])
+    key = cache_key(videos, cfg)
+    entry = entry_dir(cache_dir, dataset, key)
+    done_entry = load(entry)
+    if done_entry is not None:
+        done_entry.summary["resumed"] = done_entry.summary["videos"]
+        return done_entry
+    entry.mkdir(parents=True, exist_ok=True)
+    paths = videos["path"].astype(str).tolist()
+    slots = np.array([_slots(p, cfg) for p in paths], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
+    total, size = int(slots.sum()), cfg.face.size
+    plan = {"key": key, "dataset": dataset, "config": cfg.as_dict(), "version": PREP_VERSION,
+            "videos": len(paths), "frames": total}
+    if not (entry / "plan.json").exists():
+        _atomic_write(entry / "plan.json", json.dumps(plan, indent=1))
+    part = entry / "images.partial.npy"
+    log_path = entry / "progress.jsonl"
+    done = _read_progress(log_path) if part.exists() else {}
+    if part.exists():
+        try:
+            images = open_memmap(part, mode="r+")
+            if images.shape != (total, size, size, 3):
+                raise ValueError("shape")
+        except (OSError, ValueError):
+            part.unlink(missing_ok=True)
+            done = {}
+    if not part.exists():
+        log_path.unlink(missing_ok=True)
+        images = open_memmap(part, mode="w+", dtype=np.uint8, shape=(total, size, size, 3))
+    resumed = len(done)
+    errors = videos["error"].astype(str).tolist()
+    n_frames = videos["n_frames"].astype(int).tolist()
+    todo = [i for i in range(len(paths)) if i not in done]
+    cfg_d = cfg.as_dict()
+    jobs = [(i, str(root / paths[i]), n_frames[i], int(slots[i]), cfg_d) for i in todo if not errors[i]]
+    pending_lines: list[str] = []
+    bar = tqdm(total=len(paths), initial=resumed, desc=f"prepare {dataset}", unit="video", disable=not progress,
+               dynamic_ncols=True)
+    last_flush = time.monotonic()
+
+    def store(rec: dict[str, Any]) -> None:
+        nonlocal last_flush
+        i = rec["i"]
+        crops = rec.pop("crops", None)
+        if rec["status"] == "ok":
+            images[starts[i]:starts[i] + slots[i]] = crops
+        rec["path"] = paths[i]
+        done[i] = rec
+        pending_lines.append(json.dumps(rec))
+        bar.update(1)
+        if rec["status"] != "ok":
+            bar.write(f"skipped {root / paths[i]}: {rec['reason']}", file=sys.stderr)
+        if time.monotonic() - last_flush > 2.0 or len(pending_lines) >= 64:
+            flush()
+        if on_video is not None:
+            on_video(rec)
+
+    def flush() -> None:
+        nonlocal last_flush
+        if pending_lines:
+            images.flush()  # pixels first, then the lines that declare them done
+            with open(log_path, "a") as fh:
+                fh.write("\n".join(pending_lines) + "\n")
+                fh.flush()
+            pending_lines.clear()
+        last_flush = time.monotonic()
+
+    try:
+        for i in todo:  # unreadable at indexing time: reported without decoding
+            if errors[i]:
+                store({"i": i, "status": "skipped", "reason": errors[i], "no_face": 0, "faces": 0,
+                       "fallback": "", "sampled": []})
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
+                it = iter(jobs)
+                running = set()
+                try:
+                    for job in it:
+                        running.add(ex.submit(process_video, job))
+                        if len(running) >= 2 * workers:
+                            finished, running = wait(running, return_when=FIRST_COMPLETED)
+                            for f in finished:
+                                store(f.result())
+                    for f in list(running):
+                        store(f.result())
+                except BaseException:
+                    ex.shutdown(wait=False, cancel_futures=True)
+                    raise
+        else:
+            for job in jobs:
+                store(process_video(job))
+    finally:
+        flush()
+        bar.close()
+        del images
+    return _finalize(entry, videos, slots, starts, done, plan, resumed)
+
+
+def _finalize(entry: Path, videos: pd.DataFrame, slots: np.ndarray, starts: np.ndarray,
+              done: dict[int, dict[str, Any]], plan: dict[str, Any], resumed: int) -> Prepared:
+    from numpy.lib.format import open_memmap
+
+    part = entry / "images.partial.npy"
+    ok = [i for i in range(len(videos)) if done[i]["status"] == "ok"]
+    skipped = [{"path": done[i]["path"], "reason": done[i]["reason"]} for i in range(len(videos)) if done[i]["status"] != "ok"]
+    n_ok = int(sum(int(slots[i]) for i in ok))
+    final = entry / "images.npy"
+    if skipped:  # compact the holes away into a new file, then swap it in
+        src = np.load(part, mmap_mode="r")
+        tmp = entry / ".images.compact.npy"
+        dst = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n_ok, *src.shape[1:]))
+        pos = 0
+        for i in ok:
+            dst[pos:pos + slots[i]] = src[starts[i]:starts[i] + slots[i]]
+            pos += int(slots[i])
+        dst.flush()
+        del dst, src
+        os.replace(tmp, final)
+        part.unlink(missing_ok=True)
+    else:
+        os.replace(part, final)
+    rows, pos = [], 0
+    for i in ok:
+        r = done[i]
+        rows.append({"path": r["path"], "slot_start": pos, "slots": int(slots[i]),
+                     "sampled": ";".join(str(k) for k in r["sampled"]), "faces": int(r["faces"]),
+                     "no_face": int(r["no_face"]), "fallback": r["fallback"]})
+        pos += int(slots[i])
+    vdf = pd.DataFrame(rows, columns=["path", "slot_start", "slots", "sampled", "faces", "no_face", "fallback"])
+    tmp_csv = entry / ".videos.csv.tmp"
+    vdf.to_csv(tmp_csv, index=False)
+    os.replace(tmp_csv, entry / "videos.csv")
+    summary = {
+        "dataset": plan["dataset"], "key": plan["key"], "version": PREP_VERSION, "config": plan["config"],
+        "videos": len(videos), "prepared": len(ok), "frames": n_ok,
+        "faces_found": int(vdf["faces"].sum()), "no_face_frames": int(vdf["no_face"].sum()),
+        "no_face_videos": int((vdf["no_face"] > 0).sum()),
+        "fallbacks": {str(k): int(v) for k, v in vdf.loc[vdf["fallback"] != "", "fallback"].value_counts().items()},
+        "skipped": skipped, "resumed": resumed, "cache": str(entry),
+    }
+    _atomic_write(entry / "summary.json", json.dumps(summary, indent=1))
+    prepared = load(entry)
+    if prepared is None:
+        raise FasbenchError(f"the frame cache {entry} could not be read back after preparation; delete it and rerun")
+    prepared.summary["resumed"] = resumed
+    return prepared

@@ -1,0 +1,244 @@
+"""The ``real`` dataset plugin (and ``msu_mfsd``, ``casia_fasd``, ``replay_attack``,
+``oulu_npu``, ``celeba_spoof``): index the user's copies, prepare (or load) their frame
+caches, and hand the harness one FrameSet whose domains are the datasets' letters.
+
+Split conventions (``data.split_convention``), applied per task by :func:`task_view`:
+
+* ``whole`` (SSDG-CVPR2020): a dataset is used whole, as a source and as the target; like
+  SSDG's ``all_label.json`` this is train + test, the Replay-Attack and OULU-NPU ``devel``
+  splits are left out.
+* ``official`` (SSAN): sources train on their official train split, the target is tested on
+  its official test split.
+
+In both, the source validation split (``source-val`` threshold and checkpoint choice) is a
+``val_fraction`` of the *subjects* of each source's training pool, chosen by a hash of the
+subject id (so the same in every run), never anything of the target. Intra-domain tasks
+always use the official splits (train minus the carved subjects / carved subjects / test).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet
+from fasbench.errors import FasbenchError
+
+CONVENTIONS = {
+    "whole": "whole datasets (SSDG-CVPR2020): sources and target are train+test of each dataset "
+             "(Replay-Attack/OULU-NPU devel left out); source-val = held-out subjects of the sources",
+    "official": "official splits (SSAN): sources' official train split, target's official test split; "
+                "source-val = held-out subjects of the sources' train split",
+}
+
+
+class StackedFrames:
+    """Several uint8 ``(n_i, H, W, 3)`` arrays (memory-mapped caches) seen as one, without a copy."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        shapes = {a.shape[1:] for a in arrays}
+        if len(shapes) != 1:
+            raise FasbenchError(f"frame caches of different crop sizes {sorted(shapes)} cannot be combined; "
+                                "prepare every dataset with the same data.preprocess.size")
+        self.arrays = arrays
+        self.offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+        self.shape = (int(self.offsets[-1]), *next(iter(shapes)))
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        if isinstance(idx, (int, np.integer)):
+            i = int(idx) % self.shape[0]
+            a = int(np.searchsorted(self.offsets, i, side="right") - 1)
+            return self.arrays[a][i - self.offsets[a]]
+        if isinstance(idx, slice):
+            idx = np.arange(self.shape[0])[idx]
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty((len(idx), *self.shape[1:]), dtype=np.uint8)
+        which = np.searchsorted(self.offsets, idx, side="right") - 1
+        for a in np.unique(which):
+            sel = which == a
+            out[sel] = self.arrays[int(a)][idx[sel] - self.offsets[a]]
+        return out
+
+    def __reduce__(self):  # DataLoader workers started by spawn reopen the files, never copy them
+        return (_reopen, ([getattr(a, "filename", None) or a for a in self.arrays],))
+
+
+def _reopen(items: list[Any]) -> StackedFrames:
+    return StackedFrames([np.load(x, mmap_mode="r") if isinstance(x, (str, os.PathLike)) else x for x in items])
+
+
+def _letters(cfg: Any, domains: list[str] | None) -> list[str]:
+    from fasbench.data import indexers
+    from fasbench.data.roots import configured
+
+    if domains:
+        return [indexers.spec(d).letter for d in domains]
+    if cfg.get("domains"):
+        doms = cfg.domains
+        return [indexers.spec(d).letter for d in ([doms] if isinstance(doms, str) and len(doms) == 1
+                                                    else (list(doms) if not isinstance(doms, str) else list(doms)))]
+    name = str(cfg.get("name", "real"))
+    if name in indexers.SPECS:
+        return [indexers.SPECS[name].letter]
+    have = configured(cfg.get("roots"))
+    if not have:
+        return ["M", "C", "I", "O"]
+    return [L for L in "MCIOA" if L in have]
+
+
+def frame_manifest(videos: pd.DataFrame, prepared_videos: pd.DataFrame) -> pd.DataFrame:
+    """One row per cached frame (in cache order) from the index and the cache's video table."""
+    v = videos.drop(columns=["n_frames", "error"]).rename(columns={"split": "official_split"})
+    m = prepared_videos.merge(v, on="path", how="left", validate="one_to_one")
+    if m["video_id"].isna().any():
+        bad = m.loc[m["video_id"].isna(), "path"].tolist()[:3]
+        raise FasbenchError(f"the frame cache lists video(s) {bad} that the index does not have; rerun "
+                            "`fasbench data prepare`")
+    reps = m["slots"].to_numpy()
+    rows = m.loc[m.index.repeat(reps)].reset_index(drop=True)
+    rows["frame"] = [int(k) for s in m["sampled"].astype(str) for k in s.split(";")]
+    rows["split"] = rows["official_split"]
+    rows["attack"] = rows["attack"].astype(str)
+    extra = [c for c in rows.columns if c not in MANIFEST_COLUMNS and c not in
+             ("slot_start", "slots", "sampled", "faces", "no_face", "fallback")]
+    return rows[list(MANIFEST_COLUMNS) + extra]
+
+
+def _workers() -> int:
+    env = os.environ.get("FASBENCH_PREPARE_WORKERS")
+    return int(env) if env else max(1, min(4, os.cpu_count() or 1))
+
+
+def prepare_one(letter: str, cfg: Any, root: Any, *, progress: bool = True, workers: int | None = None,
+                allow_prepare: bool = True, on_video=None):
+    """Index + prepare (or load) one dataset: ``(index result, Prepared)``."""
+    from fasbench.data import indexers
+    from fasbench.data.prepare import PrepConfig, cache_key, entry_dir, load, prepare
+
+    pcfg = PrepConfig.from_mapping(cfg.get("preprocess"))
+    res = indexers.index(letter, root, progress=progress)
+    s = indexers.spec(letter)
+    if not allow_prepare:
+        got = load(entry_dir(cfg.get("cache_dir"), s.name, cache_key(res.videos, pcfg)))
+        if got is None:
+            raise FasbenchError(f"{s.name} has no prepared frame cache for this preprocessing config; run "
+                                f"`fasbench data prepare {s.name}` (or set data.auto_prepare=true)")
+        return res, got
+    got = prepare(res.videos, root, pcfg, cfg.get("cache_dir"), workers=workers or _workers(),
+                  progress=progress, on_video=on_video)
+    return res, got
+
+
+def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, purpose: str | None = None) -> FrameSet:
+    """The FrameSet of the real datasets ``domains`` (default: ``data.domains``, the dataset
+    named by ``data.name``, or every dataset with a configured root)."""
+    from fasbench.data import indexers
+    from fasbench.data.prepare import PrepConfig
+    from fasbench.data.roots import missing_message, resolve
+
+    conv = str(cfg.get("split_convention", "whole"))
+    if conv not in CONVENTIONS:
+        raise FasbenchError(f"data.split_convention={conv!r}; choose one of {', '.join(CONVENTIONS)}")
+    vf = float(cfg.get("val_fraction", 0.2))
+    if not 0.0 < vf < 1.0:
+        raise FasbenchError(f"data.val_fraction={vf}; it must be strictly between 0 and 1")
+    letters = _letters(cfg, domains)
+    roots = {L: resolve(L, cfg.get("roots"))[0] for L in letters}
+    missing = [L for L, r in roots.items() if r is None]
+    if missing:
+        raise FasbenchError(missing_message(missing, purpose or f"--data {cfg.get('name', 'real')}"))
+    manifests, arrays, ident, prep = [], [], {}, {}
+    for L in letters:
+        res, got = prepare_one(L, cfg, roots[L], progress=progress, allow_prepare=bool(cfg.get("auto_prepare", True)))
+        s = indexers.spec(L)
+        manifests.append(frame_manifest(res.videos, got.videos))
+        arrays.append(got.images)
+        summ = got.summary
+        ident[L] = {"dataset": s.name, "cache_key": summ["key"], "videos": summ["videos"],
+                    "prepared": summ["prepared"], "frames": summ["frames"], "skipped": len(summ["skipped"])}
+        prep[L] = {k: summ[k] for k in ("dataset", "videos", "prepared", "frames", "faces_found",
+                                         "no_face_frames", "no_face_videos", "fallbacks", "skipped", "cache")}
+        prep[L]["skipped_count"] = len(summ["skipped"])
+    manifest = pd.concat(manifests, ignore_index=True)
+    for c in manifest.columns:  # dataset-specific columns are empty strings elsewhere, never NaN
+        if manifest[c].isna().any():
+            manifest[c] = manifest[c].astype(object).where(manifest[c].notna(), "")
+    images = arrays[0] if len(arrays) == 1 else StackedFrames(arrays)
+    identity = {"dataset": "real", "datasets": ident, "split_convention": conv, "val_fraction": vf,
+                "preprocess": PrepConfig.from_mapping(cfg.get("preprocess")).as_dict()}
+    fs = FrameSet(manifest=manifest, images=images, identity=identity)
+    fs.preparation = prep  # type: ignore[attr-defined]  # what `run` writes into each record
+    return fs
+
+
+# --------------------------------------------------------------------------------------
+# split conventions, per task
+# --------------------------------------------------------------------------------------
+
+def _subject_rank(dataset: str, subject: str) -> str:
+    return hashlib.sha256(f"{dataset}/{subject}".encode()).hexdigest()
+
+
+def convention_splits(manifest: pd.DataFrame, mode: str, val_fraction: float) -> pd.Series:
+    """The ``split`` column under a convention: ``train`` / ``dev`` (carved source-val
+    subjects) / ``test`` (official test, ``official`` mode only) / ``unused``."""
+    off = manifest["official_split"].astype(str)
+    out = pd.Series("unused", index=manifest.index, dtype=object)
+    if mode == "whole":
+        pool = off.isin(["train", "test"])
+    elif mode == "official":
+        pool = off == "train"
+        out[off == "test"] = "test"
+    else:
+        raise FasbenchError(f"unknown split convention {mode!r}; choose one of {', '.join(CONVENTIONS)}")
+    out[pool] = "train"
+    for ds in pd.unique(manifest.loc[pool, "dataset"]):
+        sel = pool & (manifest["dataset"] == ds)
+        subjects = sorted(pd.unique(manifest.loc[sel, "subject"].astype(str)), key=lambda s: _subject_rank(str(ds), s))
+        n_val = max(1, math.ceil(val_fraction * len(subjects))) if len(subjects) > 1 else 0
+        val = set(subjects[:n_val])
+        out[sel & manifest["subject"].astype(str).isin(val)] = "dev"
+    return out
+
+
+def task_view(frames: FrameSet, protocol: Any, task: Any) -> tuple[FrameSet, Any, dict[str, Any]]:
+    """The FrameSet and Protocol one task runs on, with its split convention applied, and a
+    description of that convention for the run record."""
+    import dataclasses
+
+    real = "official_split" in frames.manifest.columns
+    assign = getattr(protocol, "assign", None)
+    if not real and assign is None:
+        splits = dict(protocol.splits)
+        return frames, protocol, {"convention": "protocol", "description": "the dataset's own train/dev/test splits "
+                                  "as the protocol selects them", "splits": {k: list(v) for k, v in splits.items()}}
+    m = frames.manifest.copy()
+    splits = dict(protocol.splits)
+    if real:
+        conv = str(frames.identity.get("split_convention", "whole"))
+        mode = "official" if task.intra else conv
+        m["split"] = convention_splits(m, mode, float(frames.identity.get("val_fraction", 0.2)))
+        if not task.intra:
+            splits = {"source_train": ("train",), "source_val": ("dev",),
+                      "target": ("train", "dev") if mode == "whole" else ("test",)}
+        info = {"convention": mode, "description": CONVENTIONS[mode],
+                "val_fraction": frames.identity.get("val_fraction")}
+    else:
+        info = {"convention": "protocol", "description": "the dataset's own train/dev/test splits"}
+    if assign is not None:
+        m["split"] = assign(m, task)
+        info["protocol_lists"] = f"{protocol.name}: {task.name}"
+    info["splits"] = {k: list(v) for k, v in splits.items()}
+    view = FrameSet(manifest=m, images=frames.images, identity=dict(frames.identity))
+    if hasattr(frames, "preparation"):
+        view.preparation = frames.preparation  # type: ignore[attr-defined]
+    return view, dataclasses.replace(protocol, splits=splits), info
