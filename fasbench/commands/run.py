@@ -31,7 +31,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("method", help="a registered method (`fasbench ls methods`)")
     p.add_argument("--protocol", "-p", help="registered protocol (MICO, LimitedSource, Intra) or ad hoc, e.g. 'OCI->M' (default: MICO)")
-    p.add_argument("--data", help="dataset (`fasbench ls datasets`; default: synthetic)")
+    p.add_argument("--data", help="dataset (`fasbench ls datasets`): real (your copies, the default once their roots "
+                                  "are configured, docs/datasets.md) or synthetic (the default otherwise)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seed", type=int, help="training seed (default 0)")
     g.add_argument("--seeds", help="several seeds, e.g. 0,1,2 (one record per task and seed)")
@@ -50,6 +51,12 @@ def _base_overrides(args) -> list[str]:
     ov = [f"method={args.method}"]
     if args.data:
         ov.append(f"data={args.data}")
+    elif not any(str(o).startswith("data=") for o in getattr(args, "overrides", None) or []):
+        # the real datasets are the default once their roots are configured (docs/datasets.md)
+        from fasbench.data.roots import configured
+
+        if any(str(o).startswith("data.roots.") for o in getattr(args, "overrides", None) or []) or configured():
+            ov.append("data=real")
     return ov
 
 

@@ -320,8 +320,15 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
                     ex.shutdown(wait=False, cancel_futures=True)
                     raise
         else:
-            for job in jobs:
-                store(process_video(job))
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # MTCNN's small nets gain nothing from a thread pool here
+            try:
+                for job in jobs:
+                    store(process_video(job))
+            finally:
+                torch.set_num_threads(threads)
     finally:
         flush()
         bar.close()

@@ -85,6 +85,7 @@ def configured(cfg_roots: Mapping[str, Any] | None = None) -> dict[str, Path]:
 
 
 def missing_message(letters: list[str], what: str, synthetic_hint: bool = True) -> str:
+    letters = sorted(letters, key=lambda L: "MCIOA".find(spec(L).letter))
     names = ", ".join(f"{L} ({spec(L).name})" for L in letters)
     first = spec(letters[0])
     return (
