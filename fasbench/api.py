@@ -29,6 +29,7 @@ class Context:
     domains: list[str]  # source domains of the task, in domain-index order
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     components: dict[str, Any] = field(default_factory=dict)  # name/version/plugin of what was built
+    student: nn.Module | None = None  # the last student built (aligners size their heads from it)
 
     @property
     def num_domains(self) -> int:
@@ -48,7 +49,8 @@ class Context:
         self._note("student", entry)
         if "arch" in scfg:  # "timm/resnet18": the architecture is part of the student's identity
             self.components["student"]["name"] = f"{entry.name}/{scfg['arch']}"
-        return entry.build(**scfg)
+        self.student = entry.build(**scfg)
+        return self.student
 
     def build_aligner(self, aligner_cfg: Any = None) -> nn.Module:
         acfg = aligner_cfg if aligner_cfg is not None else self.cfg.get("aligner", {"name": "none"})
@@ -63,6 +65,11 @@ class Context:
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
+        info = self.components["teachers"][-1]
+        for key in ("kind", "weights"):  # the weight URI, resolved commit and sha256 go into the record
+            value = getattr(teacher, "weights_info" if key == "weights" else key, None)
+            if value is not None:
+                info[key] = value
         return teacher
 
 
@@ -81,6 +88,31 @@ class Method(nn.Module, abc.ABC):
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups for the optimiser; default: every trainable parameter."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    # Frozen modules (teachers) are not part of the method's weights: they are pinned by
+    # their weight URI and sha256 in the run record, so checkpoints stay student-sized.
+    def _frozen_prefixes(self) -> tuple[str, ...]:
+        return tuple(f"{n}." for n, m in self.named_modules() if n and getattr(m, "frozen", False))
+
+    def state_dict(self, *args: Any, **kwargs: Any):
+        sd = super().state_dict(*args, **kwargs)
+        frozen = self._frozen_prefixes()
+        if frozen:
+            prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+            for k in [k for k in sd if k[len(prefix):].startswith(frozen)]:
+                del sd[k]
+        return sd
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        frozen = self._frozen_prefixes()
+        result.missing_keys[:] = [k for k in result.missing_keys if not k.startswith(frozen)]
+        if strict and (result.missing_keys or result.unexpected_keys):
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}: missing keys {result.missing_keys[:5]}, "
+                f"unexpected keys {result.unexpected_keys[:5]}"
+            )
+        return result
 
     def train(self, mode: bool = True) -> "Method":
         super().train(mode)

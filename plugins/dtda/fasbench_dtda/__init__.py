@@ -1,0 +1,2 @@
+"""DTDA reference plugin for fasbench."""
+__version__ = "0.1.0"
