@@ -34,8 +34,8 @@ def _recipe(perceptual: bool, generative: bool, daa: bool) -> dict:
         "ce_weight": 1.0,
         "clean_ce_weight": 0.0,
         "teachers": {
-            "perceptual": PERCEPTUAL if perceptual else None,
-            "generative": GENERATIVE if generative else None,
+            "perceptual": {"enabled": perceptual, **PERCEPTUAL},
+            "generative": {"enabled": generative, **GENERATIVE},
         },
         "aligner": DAA if daa else {"name": "none"},
     })

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 #: Bumped when the recipe or the code behind it changes what is produced.
-PRETRAIN_VERSION = 1
+PRETRAIN_VERSION = 2
 
 
 @dataclass
@@ -53,9 +53,9 @@ class PretrainConfig:
     arc_batch: int = 64
     arc_lr: float = 2e-3
     # generative teacher: small VQ-VAE, reconstruction
-    vq_width: int = 32
+    vq_width: int = 16
     vq_steps: int = 300
-    vq_batch: int = 32
+    vq_batch: int = 16
     vq_lr: float = 1e-3
     seed: int = 0
 
@@ -213,7 +213,7 @@ def _pretrain_arcface(cfg, images, labels, held, n_ids, folder: Path, progress) 
         loss.backward()
         opt.step()
         sched.step()
-        bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
     net.eval()
     with torch.no_grad():
         hi = np.flatnonzero(held)
@@ -223,7 +223,7 @@ def _pretrain_arcface(cfg, images, labels, held, n_ids, folder: Path, progress) 
     acc = float((pred == labels[hi]).mean())
     metrics = {"task": "identity recognition (ArcFace loss)", "identities": int(n_ids),
                "train_images": int(len(train_idx)), "heldout_images": int(len(hi)),
-               "heldout_top1": round(acc, 4), "chance": round(1 / n_ids, 4), "final_loss": round(float(loss), 4),
+               "heldout_top1": round(acc, 4), "chance": round(1 / n_ids, 4), "final_loss": round(float(loss.detach()), 4),
                "steps": cfg.arc_steps, "seconds": round(time.perf_counter() - t0, 1), "recipe": asdict(cfg),
                "version": PRETRAIN_VERSION}
     _save(folder, net, {"architecture": "iresnet", **arch}, metrics)
@@ -248,8 +248,24 @@ def _pretrain_vq(cfg, images, held, folder: Path, progress) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.vq_lr, total_steps=cfg.vq_steps, pct_start=0.1)
     train_idx = np.flatnonzero(~held)
     it = _batches(rng, train_idx, cfg.vq_batch)
-    model.train()
     t0 = time.perf_counter()
+    with torch.no_grad():  # codebook from encoder outputs (a tiny random codebook collapses to the mean image)
+        pick = np.sort(rng.choice(train_idx, size=min(len(train_idx), 256), replace=False))
+        z = model.encode(torch.from_numpy(images[pick]).permute(0, 3, 1, 2).float() / 255 * 2 - 1).latents
+        z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        emb = model.quantize.embedding.weight
+        emb.copy_(z[torch.randperm(len(z), generator=gen)[: emb.shape[0]]])
+    model.eval()
+    hi = np.flatnonzero(held)[:256]
+    x_held = torch.from_numpy(images[hi]).permute(0, 3, 1, 2).float() / 255 * 2 - 1
+
+    def heldout_psnr() -> float:
+        with torch.no_grad():
+            mse = float(((model(x_held).sample.clamp(-1, 1) - x_held) / 2).pow(2).mean())
+        return 10 * math.log10(1 / max(mse, 1e-12))
+
+    psnr_init = heldout_psnr()
+    model.train()
     bar = tqdm(range(cfg.vq_steps), desc="generative teacher (VQ-VAE)", disable=_disable(progress), leave=False)
     for _ in bar:
         b = np.sort(next(it))
@@ -261,16 +277,14 @@ def _pretrain_vq(cfg, images, held, folder: Path, progress) -> dict[str, Any]:
         loss.backward()
         opt.step()
         sched.step()
-        bar.set_postfix(l1=f"{float(rec):.3f}", refresh=False)
+        bar.set_postfix(l1=f"{float(rec.detach()):.3f}", refresh=False)
     model.eval()
-    with torch.no_grad():
-        hi = np.flatnonzero(held)[:256]
-        x = torch.from_numpy(images[hi]).permute(0, 3, 1, 2).float() / 255 * 2 - 1
-        y = model(x).sample.clamp(-1, 1)
-        mse = float(((y - x) / 2).pow(2).mean())
-    psnr = 10 * math.log10(1 / max(mse, 1e-12))
+    psnr = heldout_psnr()
+    mean_img = torch.from_numpy(images[train_idx].mean(axis=0)).permute(2, 0, 1).float() / 255 * 2 - 1
+    mse_mean = float(((mean_img[None] - x_held) / 2).pow(2).mean())  # reference: predict the mean training image
     metrics = {"task": "image reconstruction (VQ-VAE, L1 + commitment)", "train_images": int(len(train_idx)),
-               "heldout_images": int(len(hi)), "heldout_psnr_db": round(psnr, 2), "final_l1": round(float(rec), 4),
+               "heldout_images": int(len(hi)), "heldout_psnr_db": round(psnr, 2), "untrained_psnr_db": round(psnr_init, 2),
+               "mean_image_psnr_db": round(10 * math.log10(1 / max(mse_mean, 1e-12)), 2), "final_l1": round(float(rec.detach()), 4),
                "steps": cfg.vq_steps, "seconds": round(time.perf_counter() - t0, 1), "recipe": asdict(cfg),
                "version": PRETRAIN_VERSION}
     _save(folder, model, dict(config), metrics)

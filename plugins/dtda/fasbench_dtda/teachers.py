@@ -54,6 +54,12 @@ class Teacher(nn.Module):
         self.weights_info: dict[str, Any] | None = None
         self._shapes: dict[str, torch.Size] | None = None
 
+    def freeze(self) -> "Teacher":
+        """Eval mode and no gradients, whoever builds the teacher (subclasses call it last)."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self.eval()
+
     def train(self, mode: bool = True) -> "Teacher":
         return super().train(False)  # a teacher never leaves eval mode
 
@@ -131,6 +137,7 @@ class ArcFaceTeacher(Teacher):
             ) from exc
         self.arch = arch
         self.weights_info = resolved.as_dict()
+        self.freeze()
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net.forward_features(x)
@@ -161,6 +168,7 @@ class LdmVQTeacher(Teacher):
             ) from exc
         self.config = config
         self.weights_info = resolved.as_dict()
+        self.freeze()
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net.forward_features(x)
