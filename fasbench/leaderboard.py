@@ -136,7 +136,10 @@ def _components_label(rec: dict) -> str:
     if comps["aligner"]["name"] != "none":
         parts.append(f"{comps['aligner']['name']}@{comps['aligner']['version']}")
     if comps["teachers"]:
-        parts.append("teachers:" + "+".join(f"{t['name']}@{t['version']}" for t in comps["teachers"]))
+        # teachers are identified by their weights too (sha256 prefix): other weights, other row
+        parts.append("teachers:" + "+".join(
+            f"{t['name']}@{t['version']}" + (f"#{t['weights']['sha256'][:8]}" if (t.get("weights") or {}).get("sha256") else "")
+            for t in comps["teachers"]))
     ckpt = rec.get("checkpoint_selection")
     if ckpt not in (None, "last"):
         parts.append(f"ckpt={ckpt}")

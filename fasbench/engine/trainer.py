@@ -130,7 +130,7 @@ def _lr_lambda(kind: str, warmup: int, total: int):
 #: Config keys that do not change results (or are recorded elsewhere): left out of the
 #: config hash so that seeds and output places of one setting average together.
 NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.log_every",
-                   "trainer.checkpoint_every", "eval.batch_size", "data.cache_dir")
+                   "trainer.checkpoint_every", "eval.batch_size", "data.cache_dir", "data.roots")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
