@@ -23,16 +23,9 @@ from torch import nn
 
 from fasbench.api import Context, IdentityAligner, Method
 from fasbench.errors import FasbenchError
+from fasbench_dtda.teachers import cfg_get as _get
 
 ROLES = ("perceptual", "generative")
-
-
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    try:
-        value = cfg.get(key, default)
-    except AttributeError:
-        return default
-    return default if value is None else value
 
 
 class Projector(nn.Module):

@@ -31,7 +31,8 @@ ARCFACE_URI = "hf-hub:minchul/cvlface_arcface_ir101_webface4m"
 LDM_VQ_URI = "hf-hub:CompVis/ldm-celebahq-256@refs/pr/7/vqvae/diffusion_pytorch_model.safetensors"
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
+def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
+    """``cfg[key]`` for a dict or DictConfig (or anything without ``get``), ``default`` when unset/None."""
     try:
         value = cfg.get(key, default)
     except AttributeError:
@@ -93,13 +94,13 @@ class Teacher(nn.Module):
 
 def _resolve(cfg: Any, ctx: Any, role: str, default_uri: str) -> tuple[str, dict[str, Any] | None]:
     """The weight URI and (for local folders) the architecture config written beside them."""
-    uri = str(_get(cfg, "weights", "auto"))
+    uri = str(cfg_get(cfg, "weights", "auto"))
     if uri == "auto":
         data = str(ctx.cfg.data.name) if ctx is not None else ""
         if data == "synthetic":
             from fasbench_dtda.pretrain import ensure_synthetic_teachers
 
-            folder = ensure_synthetic_teachers(cache_dir=_get(ctx.cfg.data, "cache_dir"))[role]
+            folder = ensure_synthetic_teachers(cache_dir=cfg_get(ctx.cfg.data, "cache_dir"))[role]
             uri = f"local-dir:{folder}"
         else:
             uri = default_uri
@@ -123,9 +124,9 @@ class ArcFaceTeacher(Teacher):
         uri, local_arch = _resolve(cfg, ctx, "perceptual", ARCFACE_URI)
         arch = {"depth": 100, "width": 1.0, "embed_dim": 512, "input_size": 112}
         arch.update({k: v for k, v in (local_arch or {}).items() if k in arch})
-        arch.update({k: v for k, v in dict(_get(cfg, "arch", {}) or {}).items() if k in arch})
+        arch.update({k: v for k, v in dict(cfg_get(cfg, "arch", {}) or {}).items() if k in arch})
         # CVLFace's IResNet takes RGB in [-1, 1] at 112 x 112
-        super().__init__(int(arch["input_size"]), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), bgr=bool(_get(cfg, "bgr", False)))
+        super().__init__(int(arch["input_size"]), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), bgr=bool(cfg_get(cfg, "bgr", False)))
         self.net = IResNet(**arch)
         sd, resolved = weights.load_state_dict(uri)
         try:
@@ -154,8 +155,8 @@ class LdmVQTeacher(Teacher):
 
         uri, local_arch = _resolve(cfg, ctx, "generative", LDM_VQ_URI)
         config = dict(local_arch or LDM_CELEBAHQ_VQ_CONFIG)
-        config.update(dict(_get(cfg, "arch", {}) or {}))
-        size = int(_get(cfg, "input_size", config.get("sample_size", 256)))
+        config.update(dict(cfg_get(cfg, "arch", {}) or {}))
+        size = int(cfg_get(cfg, "input_size", config.get("sample_size", 256)))
         super().__init__(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # diffusers VQModel: RGB in [-1, 1]
         self.net = VQEncoder(config)
         sd, resolved = weights.load_state_dict(uri)
