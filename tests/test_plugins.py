@@ -201,7 +201,8 @@ def test_duplicate_method_across_plugins_names_both(sandbox, capsys):
     assert code == 2
     assert_one_line(err, "fasbench: error:", "'twin'", "'alpha'", "'beta'", "FASBENCH_LOAD_PLUGINS")
     # Other kinds are unaffected.
-    assert ls(capsys, "datasets")[:2] == (0, ["synthetic"])
+    assert ls(capsys, "datasets")[:2] == (0, ["casia_fasd", "celeba_spoof", "msu_mfsd", "oulu_npu", "real",
+                                              "replay_attack", "synthetic"])
 
 
 def test_duplicate_of_a_baseline_names_both(sandbox, capsys):
@@ -212,9 +213,9 @@ def test_duplicate_of_a_baseline_names_both(sandbox, capsys):
 
 
 @pytest.mark.parametrize("selection, methods, loaded", [
-    ("baselines", ["erm"], ["fasbench", "baselines"]),
-    ("fasbench-baselines", ["erm"], ["fasbench", "baselines"]),  # a distribution name works too
-    (" baselines , nothing-called-this ", ["erm"], ["fasbench", "baselines"]),
+    ("baselines", ["dat", "erm"], ["fasbench", "baselines"]),
+    ("fasbench-baselines", ["dat", "erm"], ["fasbench", "baselines"]),  # a distribution name works too
+    (" baselines , nothing-called-this ", ["dat", "erm"], ["fasbench", "baselines"]),
     ("", [], ["fasbench"]),  # empty: built-ins only
     ("good", ["good-method"], ["fasbench", "good"]),
 ])
