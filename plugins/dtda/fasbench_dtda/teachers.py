@@ -13,7 +13,9 @@ synthetic faces of their own task (identity recognition / image reconstruction; 
 
 Every teacher takes images in [0, 1] RGB at any size and converts them itself: resize to its
 input size, channel order, normalisation. Teachers are frozen: always in eval mode, no
-parameter requires a gradient, and the method runs them under ``torch.inference_mode``.
+parameter requires a gradient, and the method runs them under ``torch.inference_mode``. On
+CUDA they run channels_last under autocast (bfloat16 where supported, else float16) and hand
+back float32 features; on the CPU they run in float32 as they are.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ class Teacher(nn.Module):
         self.register_buffer("_std", torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.weights_info: dict[str, Any] | None = None
         self._shapes: dict[str, torch.Size] | None = None
+        self._channels_last = False
 
     def freeze(self) -> "Teacher":
         """Eval mode and no gradients, whoever builds the teacher (subclasses call it last)."""
@@ -77,7 +80,18 @@ class Teacher(nn.Module):
         raise NotImplementedError
 
     def features(self, x01: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-        f = self.forward_features(self.preprocess(x01))
+        x = self.preprocess(x01)
+        if x.is_cuda:  # channels_last + autocast on CUDA; float32 features out either way
+            if not self._channels_last:
+                with torch.inference_mode(False), torch.no_grad():
+                    self.to(memory_format=torch.channels_last)
+                self._channels_last = True
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                f = self.forward_features(x.contiguous(memory_format=torch.channels_last))
+            f = {k: v.float() for k, v in f.items()}
+        else:
+            f = self.forward_features(x)
         return f if names is None else {n: f[n] for n in names}
 
     def feature_shapes(self) -> dict[str, torch.Size]:
