@@ -157,6 +157,23 @@ def test_pretrained_teachers_learn_their_own_tasks(tmp_path):
         assert {p.name for p in d.iterdir()} == {"model.safetensors", "config.json", "pretrain.json"}
 
 
+def test_pretraining_gives_the_same_teachers_whatever_the_callers_thread_count(tmp_path):
+    cfg = PretrainConfig(subjects=4, live_videos=2, frames_per_video=2, image_size=32, arc_steps=6, arc_batch=8,
+                         vq_steps=6, vq_batch=8, vq_width=8)
+    before = torch.get_num_threads()
+    digests = []
+    try:
+        for n, cache in ((1, tmp_path / "one"), (3, tmp_path / "three")):
+            torch.set_num_threads(n)
+            pretrain(cfg, cache_dir=cache, progress=False)
+            assert torch.get_num_threads() == n  # the caller's setting is restored
+            digests.append({r: hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()
+                            for r, d in teacher_dirs(cfg, cache).items()})
+    finally:
+        torch.set_num_threads(before)
+    assert digests[0] == digests[1]
+
+
 # --------------------------------------------------------------------------------- DAA
 def test_daa_perturbation_stays_within_epsilon_and_confuses_the_domain_classifier():
     cfg = config.compose(["method=daa", "trainer=smoke", *TINY_WORLD])

@@ -58,6 +58,9 @@ class PretrainConfig:
     vq_batch: int = 16
     vq_lr: float = 1e-3
     seed: int = 0
+    # CPU float reductions depend on the thread count: a fixed count gives the same teachers (and so
+    # the same sha256 in every DTDA record) on machines with any number of cores of one CPU type
+    threads: int = 2
 
     def key(self) -> str:
         blob = json.dumps({"version": PRETRAIN_VERSION, **asdict(self)}, sort_keys=True).encode()
@@ -151,11 +154,14 @@ def pretrain(cfg: PretrainConfig | None = None, cache_dir=None, roles=("perceptu
     images, labels, held, n_ids = _corpus(cfg, progress)
     out = {}
     threads = torch.get_num_threads()
-    if "perceptual" in roles:
-        out["perceptual"] = _pretrain_arcface(cfg, images, labels, held, n_ids, dirs["perceptual"], progress)
-    if "generative" in roles:
-        out["generative"] = _pretrain_vq(cfg, images, held, dirs["generative"], progress)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(cfg.threads)
+    try:
+        if "perceptual" in roles:
+            out["perceptual"] = _pretrain_arcface(cfg, images, labels, held, n_ids, dirs["perceptual"], progress)
+        if "generative" in roles:
+            out["generative"] = _pretrain_vq(cfg, images, held, dirs["generative"], progress)
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
