@@ -15,12 +15,15 @@ def test_plugin_example_in_readme_is_the_tested_one():
 
 
 def test_readme_names_the_demo_and_test_commands_ci_runs():
+    assert "fasbench run dtda --protocol MICO --data synthetic" in README  # the main job
     assert "fasbench run erm --protocol MICO --data synthetic" in README
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README and "python -m pytest -q" in ci
-    assert "pip install -c constraints.txt -e \".[test]\" -e plugins/baselines" in README
+    setup = "pip install -c constraints.txt -e \".[test]\" -e plugins/baselines -e plugins/dtda"
+    assert setup in README and setup.replace("pip install", "python -m pip install --quiet") in ci
 
 
 def test_readme_has_no_unfilled_sections():
-    for marker in ("DEMO_RESULTS", "SYNTHETIC_WORLD", "BENCHMARKS", "PLUGIN_MODULE", "PLUGIN_METHOD", "PLUGIN_PYPROJECT"):
+    for marker in ("DEMO_RESULTS", "SYNTHETIC_WORLD", "BENCHMARKS", "PLUGIN_MODULE", "PLUGIN_METHOD", "PLUGIN_PYPROJECT", "DEMO_DTDA",
+                   "DTDA_LEADERBOARD"):
         assert marker not in README
