@@ -56,7 +56,7 @@ class Teacher(nn.Module):
         self.register_buffer("_std", torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.weights_info: dict[str, Any] | None = None
         self._shapes: dict[str, torch.Size] | None = None
-        self._channels_last = False
+        self._cuda_dtype: torch.dtype | None = None  # set on the first CUDA call
 
     def freeze(self) -> "Teacher":
         """Eval mode and no gradients, whoever builds the teacher (subclasses call it last)."""
@@ -82,12 +82,11 @@ class Teacher(nn.Module):
     def features(self, x01: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         x = self.preprocess(x01)
         if x.is_cuda:  # channels_last + autocast on CUDA; float32 features out either way
-            if not self._channels_last:
+            if self._cuda_dtype is None:  # once: weights to channels_last, pick the autocast dtype
                 with torch.inference_mode(False), torch.no_grad():
                     self.to(memory_format=torch.channels_last)
-                self._channels_last = True
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
+                self._cuda_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=self._cuda_dtype):
                 f = self.forward_features(x.contiguous(memory_format=torch.channels_last))
             f = {k: v.float() for k, v in f.items()}
         else:
