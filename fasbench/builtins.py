@@ -54,8 +54,9 @@ def register_aligners(register):
 def register_metrics(register):
     from fasbench.metrics import BUILTIN_METRICS  # numpy only
 
-    for name, fn in BUILTIN_METRICS.items():
-        register(name, fn, version=1)
+    for name, (fn, uses_threshold, higher_is_better) in BUILTIN_METRICS.items():
+        register(name, fn, version=1, uses_threshold=uses_threshold, higher_is_better=higher_is_better,
+                 description=(fn.__doc__ or "").strip())
 
 
 @hookimpl

@@ -50,16 +50,35 @@ Video level
 keeps one label (which must be constant within the video) and one attack type per video;
 :func:`policy_metrics` does this first by default, as SSDG-style protocols do.
 
-Threshold policies (:func:`policy_metrics`)
--------------------------------------------
-* ``target-eer``: the EER threshold of the target (test) scores themselves - the
-  common but optimistic cross-domain protocol, since it looks at the test labels.
-* ``source-val``: the EER threshold of held-out *source* validation scores, applied
-  unchanged to the target scores - a deployable protocol.
+Metrics by name
+---------------
+A metric is a function ``fn(s: ScoreSet, threshold: float) -> percent`` registered under a
+name through the ``register_metrics`` hook (the built-ins below register the same way), with
+``uses_threshold`` and ``higher_is_better`` in its registration. :func:`compute_metrics`
+computes the *named* metrics through the registry, so a plugin metric named in
+``eval.metrics`` reaches the record, ``fasbench score`` and the leaderboard. Each formula is
+written once, here; the functional API (``eer``, ``auc``, ...) and the registered metrics
+share it.
+
+Evaluation (:func:`evaluate`)
+-----------------------------
+One definition of which number comes from which data:
+
+* ``val``: the source-val split's *own* metrics, at the source-val split's EER threshold,
+  computed from source-val scores only.
+* ``target``: metrics on the target under each threshold policy: ``source-val-threshold``
+  (the source-val EER threshold applied unchanged: deployable) and ``target-eer-threshold``
+  (the target's own EER threshold: idealized, it reads target labels).
+
+Each block can carry a percentile bootstrap confidence interval over videos
+(:func:`bootstrap_ci`): live and spoof videos are resampled separately (stratified, so both
+classes are always present); a fixed threshold stays fixed, a threshold chosen on the
+resampled data itself (``target-eer-threshold``) is re-chosen in every resample.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -80,14 +99,16 @@ __all__ = [
     "ssdg_eer",
     "ssdg_hter",
     "compute_metrics",
-    "policy_metrics",
+    "evaluate",
+    "bootstrap_ci",
+    "Metric",
     "BUILTIN_METRICS",
-    "METRIC_KEYS",
+    "DEFAULT_METRICS",
     "SSDG_GRID_DENSITY",
 ]
 
-#: The keys :func:`compute_metrics` always returns (plus ``APCER/<attack>`` per attack type).
-METRIC_KEYS = (
+#: The metrics a run reports unless ``eval.metrics`` says otherwise (the built-ins, in order).
+DEFAULT_METRICS = (
     "HTER",
     "EER",
     "AUC",
@@ -96,7 +117,6 @@ METRIC_KEYS = (
     "APCER",
     "BPCER",
     "ACER",
-    "threshold",
 )
 
 #: SSDG's ``grid_density``: thresholds 0, 1/10000, ..., 1 plus 1.1.
@@ -213,6 +233,31 @@ class ScoreSet:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    @classmethod
+    def _trusted(cls, scores: np.ndarray, labels: np.ndarray, attacks: np.ndarray | None = None,
+                 videos: np.ndarray | None = None) -> "ScoreSet":
+        """A ScoreSet from arrays that are already validated (bootstrap resamples)."""
+        obj = cls.__new__(cls)
+        obj.scores, obj.labels, obj.attacks, obj.videos = scores, labels, attacks, videos
+        return obj
+
+    def curve(self) -> "_Curve":
+        """The sorted-score curve every rank metric reads (computed once per ScoreSet)."""
+        c = self.__dict__.get("_curve_cache")
+        if c is None:
+            c = self.__dict__["_curve_cache"] = _curve(self.scores, self.labels)
+        return c
+
+    def rates(self, threshold: float) -> tuple[float, float]:
+        """``(FAR, FRR)`` fractions at ``threshold`` (accept when score >= threshold)."""
+        c = self.curve()
+        _need_both(c.n_live, c.n_spoof, "FAR/FRR")
+        k = int(np.searchsorted(c.thresholds, threshold, side="left"))
+        # thresholds[k] is the smallest candidate >= threshold: same accept set
+        if k >= len(c.thresholds):
+            return 0.0, 1.0
+        return float(c.fa[k] / c.n_spoof), float(c.fr[k] / c.n_live)
 
     @property
     def n_live(self) -> int:
@@ -459,122 +504,39 @@ def ssdg_hter(scores: Any, labels: Any, threshold: float) -> float:
 
 
 # --------------------------------------------------------------------------------------
-# metric dictionaries
-# --------------------------------------------------------------------------------------
-def compute_metrics(s: ScoreSet, threshold: float, *, ssdg: bool = False) -> dict[str, float]:
-    """All metrics of ``s`` at ``threshold``, in percent (``threshold`` as given).
-
-    Keys: :data:`METRIC_KEYS` plus ``APCER/<attack>`` for each attack type when ``s`` has
-    attack types. EER, AUC and TPR@FPR do not depend on ``threshold``; with ``ssdg=True``
-    the EER is SSDG's grid EER instead of the exact one.
-    """
-    c = _curve(s.scores, s.labels)
-    _need_both(c.n_live, c.n_spoof, "metrics")
-    threshold = float(threshold)
-    live = s.labels == 1
-    accepted = s.scores >= threshold
-    far = np.count_nonzero(accepted & ~live) / c.n_spoof
-    frr = (c.n_live - np.count_nonzero(accepted & live)) / c.n_live
-    eer_value = ssdg_eer(s.scores, s.labels)[0] if ssdg else _eer_from_curve(c)[0]
-    per_attack: dict[str, float] = {}
-    if s.attacks is not None:
-        per_attack = apcer_per_attack(s.scores, s.labels, s.attacks, threshold)
-        apcer = max(per_attack.values())
-    else:
-        apcer = far
-    out = {
-        "HTER": 100.0 * (far + frr) / 2.0,
-        "EER": 100.0 * eer_value,
-        "AUC": 100.0 * _auc_from_curve(c),
-        "TPR@FPR=1%": 100.0 * _tpr_at_fpr_from_curve(c, 0.01),
-        "TPR@FPR=0.1%": 100.0 * _tpr_at_fpr_from_curve(c, 0.001),
-        "APCER": 100.0 * apcer,
-        "BPCER": 100.0 * frr,
-        "ACER": 100.0 * (apcer + frr) / 2.0,
-        "threshold": threshold,
-    }
-    for name, value in per_attack.items():
-        out[f"APCER/{name}"] = 100.0 * value
-    return {k: float(v) for k, v in out.items()}
-
-
-def _counts(s: ScoreSet, original: ScoreSet) -> dict[str, int]:
-    if original.videos is not None:
-        import pandas as pd
-
-        n_videos = int(pd.unique(original.videos).shape[0])
-    else:
-        n_videos = len(s)
-    return {"n_videos": n_videos, "n_live": s.n_live, "n_spoof": s.n_spoof}
-
-
-def policy_metrics(
-    target: ScoreSet,
-    source_val: ScoreSet | None = None,
-    *,
-    ssdg: bool = False,
-    video_level: bool = True,
-) -> dict[str, dict[str, float | int]]:
-    """Metrics on ``target`` under each threshold policy.
-
-    Returns ``{"source-val": {...}, "target-eer": {...}}`` (``source-val`` only when
-    ``source_val`` is given). ``target-eer`` uses the EER threshold of ``target`` itself;
-    ``source-val`` the EER threshold of ``source_val``, applied to ``target``. With
-    ``ssdg=True`` both thresholds (and the EER) follow SSDG's grid rule. With
-    ``video_level`` (default) both sets are first averaged per video where they have
-    video ids. Each dict also holds ``n_videos`` (distinct videos, or rows when there are
-    no video ids), ``n_live`` and ``n_spoof`` (evaluated rows of each class) as ints.
-    """
-    t = target.per_video() if video_level else target
-    counts = _counts(t, target)
-    out: dict[str, dict[str, float | int]] = {}
-    if source_val is not None:
-        v = source_val.per_video() if video_level else source_val
-        thr = ssdg_threshold(v.scores, v.labels) if ssdg else eer(v.scores, v.labels)[1]
-        out["source-val"] = {**compute_metrics(t, thr, ssdg=ssdg), **counts}
-    thr = ssdg_threshold(t.scores, t.labels) if ssdg else eer(t.scores, t.labels)[1]
-    out["target-eer"] = {**compute_metrics(t, thr, ssdg=ssdg), **counts}
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# registry entries: fn(ScoreSet, threshold) -> percent
+# the built-in metrics: fn(ScoreSet, threshold) -> percent, each formula once
 # --------------------------------------------------------------------------------------
 def _m_hter(s: ScoreSet, threshold: float) -> float:
-    far, frr = far_frr(s.scores, s.labels, threshold)
+    far, frr = s.rates(threshold)
     return 100.0 * (far + frr) / 2.0
 
 
 def _m_eer(s: ScoreSet, threshold: float) -> float:
-    return 100.0 * eer(s.scores, s.labels)[0]
+    c = s.curve()
+    _need_both(c.n_live, c.n_spoof, "EER")
+    return 100.0 * _eer_from_curve(c)[0]
 
 
 def _m_auc(s: ScoreSet, threshold: float) -> float:
-    return 100.0 * auc(s.scores, s.labels)
+    c = s.curve()
+    _need_both(c.n_live, c.n_spoof, "AUC")
+    return 100.0 * _auc_from_curve(c)
 
 
-def _m_tpr1(s: ScoreSet, threshold: float) -> float:
-    return 100.0 * tpr_at_fpr(s.scores, s.labels, 0.01)
+def _tpr_metric(fpr: float) -> Callable[[ScoreSet, float], float]:
+    def fn(s: ScoreSet, threshold: float) -> float:
+        c = s.curve()
+        _need_both(c.n_live, c.n_spoof, "TPR@FPR")
+        return 100.0 * _tpr_at_fpr_from_curve(c, fpr)
 
-
-def _m_tpr01(s: ScoreSet, threshold: float) -> float:
-    return 100.0 * tpr_at_fpr(s.scores, s.labels, 0.001)
+    fn.__doc__ = f"Highest live acceptance rate (video level) with FAR <= {100 * fpr:g}%."
+    return fn
 
 
 def _apcer(s: ScoreSet, threshold: float) -> float:
     if s.attacks is not None:
         return max(apcer_per_attack(s.scores, s.labels, s.attacks, threshold).values())
-    spoof = s.labels == 0
-    if not spoof.any():
-        raise FasbenchError("APCER needs spoof (label 0) samples, but there are none")
-    return float(np.mean(s.scores[spoof] >= threshold))
-
-
-def _bpcer(s: ScoreSet, threshold: float) -> float:
-    live = s.labels == 1
-    if not live.any():
-        raise FasbenchError("BPCER needs live (label 1) samples, but there are none")
-    return float(np.mean(s.scores[live] < threshold))
+    return s.rates(threshold)[0]
 
 
 def _m_apcer(s: ScoreSet, threshold: float) -> float:
@@ -582,21 +544,193 @@ def _m_apcer(s: ScoreSet, threshold: float) -> float:
 
 
 def _m_bpcer(s: ScoreSet, threshold: float) -> float:
-    return 100.0 * _bpcer(s, threshold)
+    return 100.0 * s.rates(threshold)[1]
 
 
 def _m_acer(s: ScoreSet, threshold: float) -> float:
-    return 100.0 * (_apcer(s, threshold) + _bpcer(s, threshold)) / 2.0
+    return 100.0 * (_apcer(s, threshold) + s.rates(threshold)[1]) / 2.0
 
 
-#: name -> ``fn(ScoreSet, threshold) -> float`` in percent (threshold-free ones ignore it).
-BUILTIN_METRICS: dict[str, Callable[[ScoreSet, float], float]] = {
-    "HTER": _m_hter,
-    "EER": _m_eer,
-    "AUC": _m_auc,
-    "TPR@FPR=1%": _m_tpr1,
-    "TPR@FPR=0.1%": _m_tpr01,
-    "APCER": _m_apcer,
-    "BPCER": _m_bpcer,
-    "ACER": _m_acer,
+def _m_eer_ssdg(s: ScoreSet, threshold: float) -> float:
+    return 100.0 * ssdg_eer(s.scores, s.labels)[0]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric as the registry holds it."""
+
+    name: str
+    fn: Callable[[ScoreSet, float], float]
+    #: False for rank metrics (EER, AUC, TPR@FPR) whose value ignores the threshold
+    uses_threshold: bool = True
+    higher_is_better: bool = False
+    version: int = 1
+    plugin: str = "fasbench"
+
+
+#: name -> (fn, uses_threshold, higher_is_better); registered by ``fasbench.builtins``.
+BUILTIN_METRICS: dict[str, tuple[Callable[[ScoreSet, float], float], bool, bool]] = {
+    "HTER": (_m_hter, True, False),
+    "EER": (_m_eer, False, False),
+    "AUC": (_m_auc, False, True),
+    "TPR@FPR=1%": (_tpr_metric(0.01), False, True),
+    "TPR@FPR=0.1%": (_tpr_metric(0.001), False, True),
+    "APCER": (_m_apcer, True, False),
+    "BPCER": (_m_bpcer, True, False),
+    "ACER": (_m_acer, True, False),
 }
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric ``name`` (built-in or from a plugin); unknown names suggest close ones."""
+    from fasbench import plugins
+
+    entry = plugins.registry("metrics").get(name)
+    meta = entry.meta
+    return Metric(entry.name, entry.load(), bool(meta.get("uses_threshold", True)),
+                  bool(meta.get("higher_is_better", False)), entry.version, entry.plugin)
+
+
+def resolve_metrics(names: Any) -> list[Metric]:
+    """Check a list of metric names (``eval.metrics``) against the registry, before any work."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(names or [])
+    if not names:
+        raise FasbenchError(f"eval.metrics is empty; name at least one metric, e.g. eval.metrics=[{','.join(DEFAULT_METRICS[:3])}]")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise FasbenchError(f"eval.metrics lists {dup} twice; name each metric once")
+    return [get_metric(str(n)) for n in names]
+
+
+def compute_metrics(s: ScoreSet, threshold: float, metrics: Any = DEFAULT_METRICS, *,
+                    ssdg: bool = False) -> dict[str, float | None]:
+    """The named metrics of ``s`` at ``threshold``, in percent, through the metric registry.
+
+    ``metrics``: names or :class:`Metric` objects. A metric undefined for this data (it
+    raises :class:`FasbenchError`, e.g. APCER without spoofs) is ``None``. With attack types,
+    APCER adds ``APCER/<attack>`` for each type. With ``ssdg=True`` the EER is SSDG's grid
+    EER instead of the exact one (the threshold rule is the caller's).
+    """
+    ms = [m if isinstance(m, Metric) else get_metric(str(m)) for m in metrics]
+    threshold = float(threshold)
+    out: dict[str, float | None] = {}
+    for m in ms:
+        fn = _m_eer_ssdg if (ssdg and m.name == "EER" and m.fn is _m_eer) else m.fn
+        try:
+            value = float(fn(s, threshold))
+        except FasbenchError:
+            value = None
+        out[m.name] = value if value is None or math.isfinite(value) else None
+        if m.name == "APCER" and m.fn is _m_apcer and s.attacks is not None and s.n_spoof:
+            for attack, v in apcer_per_attack(s.scores, s.labels, s.attacks, threshold).items():
+                out[f"APCER/{attack}"] = 100.0 * v
+    return out
+
+
+def choose_threshold(s: ScoreSet, ssdg: bool = False) -> float:
+    """The EER threshold of ``s`` (exact rule, or SSDG's grid rule)."""
+    return ssdg_threshold(s.scores, s.labels) if ssdg else _eer_from_curve(_checked_curve(s, "EER"))[1]
+
+
+def _checked_curve(s: ScoreSet, what: str) -> _Curve:
+    c = s.curve()
+    _need_both(c.n_live, c.n_spoof, what)
+    return c
+
+
+# --------------------------------------------------------------------------------------
+# bootstrap confidence intervals over videos
+# --------------------------------------------------------------------------------------
+def bootstrap_ci(s: ScoreSet, metrics: Any, threshold: float | None, *, n_boot: int = 1000,
+                 level: float = 95.0, seed: int = 0, ssdg: bool = False) -> dict[str, list[float]]:
+    """Percentile bootstrap interval of each named metric over the rows of ``s`` (videos).
+
+    Live and spoof rows are resampled separately, with replacement, keeping their counts.
+    ``threshold=None`` re-chooses the EER threshold in every resample (a policy that reads
+    the evaluated data's own labels); a number keeps it fixed. Deterministic for ``seed``.
+    Returns ``{name: [low, high]}`` in percent (metrics undefined in a resample are left out).
+    """
+    ms = [m if isinstance(m, Metric) else get_metric(str(m)) for m in metrics]
+    if n_boot <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    live = np.flatnonzero(s.labels == 1)
+    spoof = np.flatnonzero(s.labels == 0)
+    values: dict[str, list[float]] = {m.name: [] for m in ms}
+    for _ in range(int(n_boot)):
+        idx = np.concatenate([live[rng.integers(0, len(live), len(live))],
+                              spoof[rng.integers(0, len(spoof), len(spoof))]])
+        r = ScoreSet._trusted(s.scores[idx], s.labels[idx], None if s.attacks is None else s.attacks[idx])
+        thr = choose_threshold(r, ssdg) if threshold is None else threshold
+        for name, v in compute_metrics(r, thr, ms, ssdg=ssdg).items():
+            if name in values and v is not None:
+                values[name].append(v)
+    lo, hi = (100.0 - level) / 2.0, 100.0 - (100.0 - level) / 2.0
+    return {name: [float(np.percentile(v, lo)), float(np.percentile(v, hi))]
+            for name, v in values.items() if v}
+
+
+# --------------------------------------------------------------------------------------
+# evaluation: which number comes from which data, defined once
+# --------------------------------------------------------------------------------------
+SOURCE_VAL_THRESHOLD = "source-val-threshold"
+TARGET_EER_THRESHOLD = "target-eer-threshold"
+
+
+def _block(s: ScoreSet, original: ScoreSet, threshold: float, ms: list[Metric], *, data: str,
+           threshold_from: str, video_level: bool, ssdg: bool, n_boot: int, level: float, seed: int,
+           rechoose: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "data": data,
+        "threshold_from": threshold_from,
+        "threshold": float(threshold),
+        "level": "video" if video_level and original.videos is not None else "frame",
+        "n_videos": int(len(s)) if video_level or original.videos is None else int(len(np.unique(original.videos))),
+        "n_live": s.n_live,
+        "n_spoof": s.n_spoof,
+        "metrics": compute_metrics(s, threshold, ms, ssdg=ssdg),
+    }
+    if n_boot > 0:
+        block["ci"] = bootstrap_ci(s, ms, None if rechoose else threshold, n_boot=n_boot, level=level,
+                                   seed=seed, ssdg=ssdg)
+        block["ci_method"] = {"level": level, "resamples": int(n_boot), "seed": int(seed),
+                              "unit": "video" if block["level"] == "video" else "frame",
+                              "stratified": "live and spoof resampled separately",
+                              "threshold": "re-chosen in every resample" if rechoose else "fixed"}
+    return block
+
+
+def evaluate(val: ScoreSet, target: ScoreSet | None, metrics: Any = DEFAULT_METRICS, *, ssdg: bool = False,
+             video_level: bool = True, n_boot: int = 0, level: float = 95.0, seed: int = 0) -> dict[str, Any]:
+    """Source-val metrics from source-val scores only, and target metrics per threshold policy.
+
+    Returns ``{"val": block, "target": {"source-val-threshold": block, "target-eer-threshold":
+    block}}`` (``target`` absent when ``target`` is None). A block holds ``data``,
+    ``threshold_from``, ``threshold``, ``level``, counts, ``metrics`` and, with ``n_boot``,
+    a bootstrap ``ci`` over videos. Nothing in ``val`` depends on the target: the target is
+    only ever cut at the source-val threshold or at its own (labelled) EER threshold.
+    """
+    ms = [m if isinstance(m, Metric) else get_metric(str(m)) for m in metrics]
+    v = val.per_video() if video_level else val
+    try:
+        val_thr = choose_threshold(v, ssdg)
+    except FasbenchError as exc:
+        raise FasbenchError(f"source-val split: {exc}") from None
+    common = dict(ms=ms, video_level=video_level, ssdg=ssdg, n_boot=n_boot, level=level, seed=seed)
+    out: dict[str, Any] = {"val": _block(v, val, val_thr, data="source-val", threshold_from="source-val",
+                                         rechoose=True, **common)}
+    if target is not None:
+        t = target.per_video() if video_level else target
+        try:
+            tgt_thr = choose_threshold(t, ssdg)
+        except FasbenchError as exc:
+            raise FasbenchError(f"target: {exc}") from None
+        out["target"] = {
+            SOURCE_VAL_THRESHOLD: _block(t, target, val_thr, data="target", threshold_from="source-val",
+                                         rechoose=False, **common),
+            TARGET_EER_THRESHOLD: _block(t, target, tgt_thr, data="target", threshold_from="target",
+                                         rechoose=True, **common),
+        }
+    return out

@@ -1,21 +1,35 @@
 """Run records: one ``record.json`` per task run, the only input of the leaderboard.
 
-A record says what ran (method, protocol, task, seed, the resolved config and the name and
-version of every component), on what (data fingerprint, library versions, git state), and
-what came out (metrics per threshold policy, in percent; timings).  The layout is
-versioned by the ``schema`` key (:data:`SCHEMA`).
+A record says what ran (method, protocol, task, seed, the resolved config, every component
+with its version and weights), on what (data fingerprint, library versions, git state, the
+effective precision), how the checkpoint was selected, and what came out, each number named
+by the data it was computed on:
+
+* ``val``: the **source-val split's own** metrics (its EER threshold, EER, AUC, ...).
+  Computed from source-domain validation scores only; never from the target.
+* ``target``: metrics on the **target test data**, one block per *threshold policy*:
+  ``source-val-threshold`` (the threshold chosen on the source-val split, applied unchanged:
+  deployable) and ``target-eer-threshold`` (the target's own EER threshold: idealized, it
+  uses target labels). Each block holds the metrics the run's ``eval.metrics`` names, the
+  threshold, the counts and a bootstrap confidence interval over target videos.
+* ``scores``: the per-frame score file beside the record (``scores.csv.gz``) and its sha256;
+  ``fasbench score RUN_DIR`` recomputes ``val`` and ``target`` from it exactly.
+
+There is one record type, :class:`RunRecord` (a frozen pydantic model): the engine builds
+it once, and it is validated on write and on load. Its JSON Schema is published in
+``docs/record.schema.json`` (:func:`json_schema`). Run identity is defined once, by
+:func:`run_key`: resume checks, leaderboard grouping and row labels all use it.
 
 Loading policy (:func:`load_records`): by default a malformed record is *skipped with a
-warning* (:class:`RecordWarning`, which the CLI prints as ``warning: ...``) so that one
-broken run does not hide a whole leaderboard; pass ``strict=True`` (CLI ``--strict``) to
-turn it into a :class:`~fasbench.errors.FasbenchError`.  Records whose ``status`` is not
-``"complete"`` are always skipped with a warning; a record without a ``status`` key counts
-as complete (``status`` is not a required key).
+warning* (:class:`RecordWarning`) so that one broken run does not hide a whole leaderboard;
+``strict=True`` (CLI ``--strict``) turns it into a :class:`~fasbench.errors.FasbenchError`.
+Records whose ``status`` is not ``"complete"`` are skipped with a warning.
 
 This module imports neither torch nor numpy.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -23,193 +37,347 @@ import secrets
 import subprocess
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from fasbench.errors import FasbenchError
 
-SCHEMA = "fasbench.record/1"
+SCHEMA = "fasbench.record/2"
 RECORD_FILENAME = "record.json"
+SCORES_FILENAME = "scores.csv.gz"
 
-#: Keys every record must have (``status``, ``run_id``, ``created`` and
-#: ``checkpoint_selection`` are optional).
-REQUIRED_KEYS = (
-    "method",
-    "protocol",
-    "task",
-    "seed",
-    "config",
-    "versions",
-    "git",
-    "data",
-    "metrics",
-    "timings",
-    "components",
-    "schema",
-)
-
-#: Component roles every record names, in the order used by :func:`component_key`.
+#: Component roles every record names, in the order :func:`run_key` lists them.
 COMPONENT_ROLES = ("method", "student", "aligner", "teachers", "dataset", "protocol")
 
-#: Keys starting with this prefix are annotations added by :func:`load_records`
-#: (``_source``: the file the record came from); they are never written to disk.
-ANNOTATION_PREFIX = "_"
+#: Threshold policies on the target, in display order.
+SOURCE_VAL_THRESHOLD = "source-val-threshold"
+TARGET_EER_THRESHOLD = "target-eer-threshold"
+POLICIES = (SOURCE_VAL_THRESHOLD, TARGET_EER_THRESHOLD)
+
+#: Checkpoint selection rules. Only ``target-oracle`` reads target labels (and says so).
+SELECTIONS = ("last", "source-val", "target-oracle")
+
+#: Effective numeric precision of training (evaluation always runs in float32).
+PRECISIONS = ("cpu-fp32", "cuda-fp32", "cuda-bf16", "cuda-fp16", "mps-fp32")
 
 
 class RecordWarning(UserWarning):
     """A run record was skipped or replaced (malformed, incomplete, duplicate)."""
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- the model
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_OPEN = ConfigDict(frozen=True, extra="allow")
 
 
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+class WeightsInfo(BaseModel):
+    """Where a component's weights came from (``fasbench.weights``)."""
+
+    model_config = _OPEN
+    uri: Optional[str] = None
+    sha256: Optional[str] = None
 
 
-def _bad(source: str, key: str, what: str, value: Any) -> FasbenchError:
-    return FasbenchError(
-        f"{source}: key '{key}' must be {what}, got {_type_name(value)} {value!r:.60}"
-    )
+class Component(BaseModel):
+    """A registered component as it ran: name, integer version, plugin (and weights)."""
+
+    model_config = _OPEN
+    name: str = Field(min_length=1)
+    version: Union[int, str]
+    plugin: Optional[str] = None
+    kind: Optional[str] = None
+    weights: Optional[WeightsInfo] = None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class Components(BaseModel):
+    model_config = _FROZEN
+    method: Component
+    student: Component
+    aligner: Component
+    teachers: list[Component] = Field(default_factory=list)
+    dataset: Component
+    protocol: Component
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+class TaskInfo(BaseModel):
+    model_config = _FROZEN
+    name: str = Field(min_length=1)
+    sources: list[str]
+    target: str = Field(min_length=1)
+    intra: bool = False
+    variant: Optional[str] = None
 
 
-def _check_str(rec: dict, key: str, source: str, *, dotted: str | None = None) -> None:
-    value = rec.get(key)
-    if not isinstance(value, str) or not value:
-        raise _bad(source, dotted or key, "a non-empty string", value)
+class GitInfo(BaseModel):
+    model_config = _FROZEN
+    commit: Optional[str]
+    dirty: Optional[bool]
 
 
-def _check_dict(value: Any, key: str, source: str) -> dict:
-    if not isinstance(value, dict):
-        raise _bad(source, key, "an object (dict)", value)
-    return value
+class DataInfo(BaseModel):
+    """What the numbers were computed on."""
+
+    model_config = _OPEN
+    dataset: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+    identity: dict[str, Any] = Field(default_factory=dict)
+    #: split names per role: ``source_train``, ``source_val``, ``target``
+    splits: dict[str, list[str]] = Field(default_factory=dict)
+    #: evaluated/trained frame counts per role
+    frames: dict[str, int] = Field(default_factory=dict)
+    split_convention: Optional[dict[str, Any]] = None
+    preparation: Optional[dict[str, Any]] = None
+    skipped_videos: Optional[int] = None
 
 
-def _check_component(comp: Any, key: str, source: str) -> None:
-    _check_dict(comp, key, source)
-    for sub in ("name", "version"):
-        if sub not in comp:
-            raise FasbenchError(f"{source}: missing key '{key}.{sub}'")
-    if not isinstance(comp["name"], str) or not comp["name"]:
-        raise _bad(source, f"{key}.name", "a non-empty string", comp["name"])
-    if not (_is_int(comp["version"]) or isinstance(comp["version"], str)):
-        raise _bad(source, f"{key}.version", "an int or a string", comp["version"])
+class Selection(BaseModel):
+    """Which checkpoint the reported numbers come from, and on what data it was chosen."""
+
+    model_config = _FROZEN
+    rule: Literal["last", "source-val", "target-oracle"]
+    #: the metric the rule minimises/maximises (``None`` for ``last``)
+    metric: Optional[str] = None
+    #: the data the rule read: ``none`` (last), ``source-val`` or ``target`` (oracle)
+    data: Literal["none", "source-val", "target"]
+    uses_target_labels: bool
+    selected_step: int
+    #: the evaluated steps the rule chose among
+    candidates: list[int] = Field(default_factory=list)
 
 
-def validate_record(rec: dict, source: str = "record") -> dict:
-    """Check that ``rec`` is a well-formed run record and return it unchanged.
+class MetricBlock(BaseModel):
+    """Metrics of one data split at one threshold (percent, except ``threshold``)."""
 
-    Raises :class:`FasbenchError` whose message starts with ``source`` (the file name, when
-    there is one) and names the missing or malformed key (dotted, e.g. ``task.target``).
-    """
-    if not isinstance(rec, dict):
+    model_config = _FROZEN
+    #: the data the numbers were computed on: ``source-val`` or ``target``
+    data: Literal["source-val", "target"]
+    #: where the threshold came from: ``source-val`` (EER of the source-val split),
+    #: ``target`` (EER of the target itself: idealized)
+    threshold_from: Literal["source-val", "target"]
+    threshold: float
+    #: ``video`` (frame scores averaged per video) or ``frame``
+    level: Literal["video", "frame"]
+    n_videos: int
+    n_live: int
+    n_spoof: int
+    #: metric name -> value in percent (``None``: undefined for this data)
+    metrics: dict[str, Optional[float]]
+    #: metric name -> [low, high] percentile bootstrap interval over videos (see ``ci``)
+    ci: dict[str, list[float]] = Field(default_factory=dict)
+    #: how ``ci`` was computed: level, resamples, resampling unit, seed
+    ci_method: Optional[dict[str, Any]] = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, v: dict[str, Optional[float]]) -> dict[str, Optional[float]]:
+        for name, value in v.items():
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"metric {name!r} is {value}; write null for an undefined value")
+        return v
+
+
+class ScoresFile(BaseModel):
+    model_config = _FROZEN
+    file: str
+    sha256: str
+    rows: int
+    columns: list[str]
+
+
+class RunRecord(BaseModel):
+    """One run of one method on one task with one seed (``record.json``)."""
+
+    model_config = _FROZEN
+    schema_: Literal["fasbench.record/2"] = Field(SCHEMA, alias="schema")
+    run_id: str
+    created: str
+    status: Literal["complete", "running", "failed"] = "complete"
+    method: str = Field(min_length=1)
+    protocol: str = Field(min_length=1)
+    task: TaskInfo
+    seed: int
+    config: dict[str, Any]
+    #: hash of the result-relevant config (seed, output places, device... left out)
+    config_hash: str
+    components: Components
+    #: effective training precision, e.g. ``cpu-fp32``, ``cuda-bf16``
+    precision: str
+    versions: dict[str, Any]
+    git: GitInfo
+    data: DataInfo
+    selection: Selection
+    #: the metrics this run reports (``eval.metrics``), in order
+    metric_names: list[str]
+    #: the source-val split's own metrics at its own EER threshold (source data only)
+    val: MetricBlock
+    #: target metrics per threshold policy (``source-val-threshold``, ``target-eer-threshold``)
+    target: dict[str, MetricBlock]
+    scores: Optional[ScoresFile] = None
+    #: evaluation curve: per evaluated step, losses and ``val/...`` / ``target/...`` values
+    curve: list[dict[str, Any]] = Field(default_factory=list)
+    timings: dict[str, Any] = Field(default_factory=dict)
+
+    _source: Optional[str] = PrivateAttr(default=None)
+
+    @field_validator("target")
+    @classmethod
+    def _policies(cls, v: dict[str, MetricBlock]) -> dict[str, MetricBlock]:
+        if not v:
+            raise ValueError("needs at least one threshold policy block")
+        for policy, block in v.items():
+            if block.data != "target":
+                raise ValueError(f"block {policy!r} holds {block.data} data; only target data belongs here")
+        return v
+
+    @field_validator("val")
+    @classmethod
+    def _val_is_source(cls, v: MetricBlock) -> MetricBlock:
+        if v.data != "source-val" or v.threshold_from != "source-val":
+            raise ValueError("the val block must be computed on source-val data at a source-val threshold")
+        return v
+
+    # -- access ---------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The file this record was loaded from (or its run id)."""
+        return self._source or self.run_id
+
+    def with_source(self, source: str) -> "RunRecord":
+        self._source = source
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def run_dir(self) -> Optional[Path]:
+        return Path(self._source).parent if self._source else None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`RunRecord` (published as ``docs/record.schema.json``)."""
+    schema = RunRecord.model_json_schema(by_alias=True)
+    schema["$id"] = "https://fasbench.invalid/schema/record-2.json"
+    schema["title"] = "fasbench run record (fasbench.record/2)"
+    return schema
+
+
+def _describe(exc: ValidationError, source: str) -> FasbenchError:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(record)"
+    more = f" (+{len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    value = err.get("input")
+    shown = "" if err.get("type") == "missing" else f", got {json.dumps(value, default=str)[:60]}"
+    return FasbenchError(f"{source}: key '{where}': {err.get('msg')}{shown}{more}")
+
+
+def parse_record(obj: Any, source: str = "record") -> RunRecord:
+    """Validate a decoded ``record.json`` into a :class:`RunRecord` (one clear error line)."""
+    if isinstance(obj, RunRecord):
+        return obj
+    if not isinstance(obj, dict):
+        raise FasbenchError(f"{source}: a run record must be a JSON object, got {type(obj).__name__}")
+    schema = obj.get("schema")
+    if schema != SCHEMA:
         raise FasbenchError(
-            f"{source}: a run record must be a JSON object, got {_type_name(rec)}"
+            f"{source}: key 'schema' is {schema!r}; this fasbench reads {SCHEMA!r} records "
+            "(re-run the task with this fasbench, or use the fasbench version that wrote it)"
         )
-    missing = [k for k in REQUIRED_KEYS if k not in rec]
-    if missing:
-        raise FasbenchError(
-            f"{source}: missing required key '{missing[0]}'"
-            + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "")
-            + f"; a {SCHEMA} record needs {', '.join(REQUIRED_KEYS)}"
-        )
-    if rec["schema"] != SCHEMA:
-        raise FasbenchError(
-            f"{source}: key 'schema' is {rec['schema']!r}; this fasbench reads {SCHEMA!r} "
-            "records (re-run the task, or use the fasbench version that wrote it)"
-        )
-    _check_str(rec, "method", source)
-    _check_str(rec, "protocol", source)
-
-    task = _check_dict(rec["task"], "task", source)
-    _check_str(task, "name", source, dotted="task.name")
-    _check_str(task, "target", source, dotted="task.target")
-    sources = task.get("sources")
-    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-        raise _bad(source, "task.sources", "a list of strings", sources)
-
-    if not _is_int(rec["seed"]):
-        raise _bad(source, "seed", "an int", rec["seed"])
-    _check_dict(rec["config"], "config", source)
-    _check_dict(rec["timings"], "timings", source)
-
-    versions = _check_dict(rec["versions"], "versions", source)
-    _check_str(versions, "fasbench", source, dotted="versions.fasbench")
-
-    git = _check_dict(rec["git"], "git", source)
-    for sub, ok, what in (
-        ("commit", lambda v: v is None or isinstance(v, str), "a string or null"),
-        ("dirty", lambda v: v is None or isinstance(v, bool), "a bool or null"),
-    ):
-        if sub not in git:
-            raise FasbenchError(f"{source}: missing key 'git.{sub}'")
-        if not ok(git[sub]):
-            raise _bad(source, f"git.{sub}", what, git[sub])
-
-    data = _check_dict(rec["data"], "data", source)
-    _check_str(data, "dataset", source, dotted="data.dataset")
-    _check_str(data, "fingerprint", source, dotted="data.fingerprint")
-
-    metrics = _check_dict(rec["metrics"], "metrics", source)
-    if not metrics:
-        raise FasbenchError(
-            f"{source}: key 'metrics' is empty; expected one block per threshold policy "
-            "(e.g. 'source-val', 'target-eer')"
-        )
-    for policy, block in metrics.items():
-        _check_dict(block, f"metrics.{policy}", source)
-        for name, value in block.items():
-            if value is not None and not _is_number(value):
-                raise _bad(source, f"metrics.{policy}.{name}", "a number or null", value)
-
-    comps = _check_dict(rec["components"], "components", source)
-    for role in COMPONENT_ROLES:
-        if role not in comps:
-            raise FasbenchError(f"{source}: missing key 'components.{role}'")
-        if role == "teachers":
-            if not isinstance(comps[role], list):
-                raise _bad(source, "components.teachers", "a list", comps[role])
-            for i, teacher in enumerate(comps[role]):
-                _check_component(teacher, f"components.teachers[{i}]", source)
-        else:
-            _check_component(comps[role], f"components.{role}", source)
-
-    for key in ("status", "run_id", "created", "checkpoint_selection"):
-        if key in rec and rec[key] is not None and not isinstance(rec[key], str):
-            raise _bad(source, key, "a string", rec[key])
-    return rec
+    try:
+        return RunRecord.model_validate(obj).with_source(source)
+    except ValidationError as exc:
+        raise _describe(exc, source) from None
 
 
 # --------------------------------------------------------------------------- identity
 
 
-def _component_str(comp: dict) -> str:
-    return f"{comp['name']}@{comp['version']}"
+def _comp_id(comp: Component) -> str:
+    text = f"{comp.name}@{comp.version}"
+    if comp.weights is not None and comp.weights.sha256:
+        text += f"#{comp.weights.sha256}"
+    return text
 
 
-def component_key(rec: dict) -> str:
-    """A stable string naming every component and its version.
+def identity_of(components: Components | dict, fingerprint: str, precision: str, selection: tuple[str, str | None],
+                config_hash: str) -> dict[str, str]:
+    """The parts of a run's identity, by name (ordered): what :func:`run_key` joins.
 
-    Example: ``method=erm@1;student=resnet18@1;aligner=none@1;teachers=[];``
-    ``dataset=synthetic@1;protocol=MICO@1``.  Records whose keys differ are never
-    averaged together.  Teachers keep their configured order (it can matter).
+    The engine calls this before training (resume checks); :func:`identity_fields` calls it
+    on a record, so both see one definition.
     """
-    comps = rec["components"]
-    parts = []
+    comps = components if isinstance(components, Components) else Components.model_validate(components)
+    out = {}
     for role in COMPONENT_ROLES:
         if role == "teachers":
-            inner = ",".join(_component_str(t) for t in comps.get("teachers", []))
-            parts.append(f"teachers=[{inner}]")
+            out[role] = "[" + ",".join(_comp_id(t) for t in comps.teachers) + "]"
         else:
-            parts.append(f"{role}={_component_str(comps[role])}")
-    return ";".join(parts)
+            out[role] = _comp_id(getattr(comps, role))
+    rule, metric = selection
+    out["data"] = fingerprint
+    out["precision"] = precision
+    out["selection"] = rule + (f":{metric}" if rule != "last" and metric else "")
+    out["config"] = config_hash
+    return out
+
+
+def identity_fields(rec: RunRecord) -> dict[str, str]:
+    """:func:`identity_of` for a record."""
+    return identity_of(rec.components, rec.data.fingerprint, rec.precision,
+                       (rec.selection.rule, rec.selection.metric), rec.config_hash)
+
+
+def key_of(fields: dict[str, str]) -> str:
+    return ";".join(f"{k}={v}" for k, v in fields.items())
+
+
+def fields_diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """``["precision: cpu-fp32 -> cuda-bf16", ...]``: the identity parts that differ."""
+    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in new if old.get(k) != new.get(k)]
+
+
+def run_key(rec: RunRecord) -> str:
+    """The one definition of "the same run setting" (everything but task and seed).
+
+    Method and every component with name@version and weights sha256 (teachers in their
+    configured order), data fingerprint, effective precision, checkpoint selection and the
+    result-relevant config hash. Records with equal keys are seeds of one setting and merge
+    on the leaderboard; different keys never do. Resume checks use it too.
+    """
+    return key_of(identity_fields(rec))
+
+
+def run_key_id(rec: RunRecord) -> str:
+    """A short, stable id of :func:`run_key` (8 hex digits), shown beside leaderboard rows."""
+    return hashlib.sha256(run_key(rec).encode()).hexdigest()[:8]
+
+
+def run_label(rec: RunRecord) -> str:
+    """A human-readable label of :func:`run_key` (weights and hashes shortened)."""
+    comps = rec.components
+
+    def short(c: Component) -> str:
+        sha = c.weights.sha256 if c.weights is not None and c.weights.sha256 else None
+        return f"{c.name}@{c.version}" + (f"#{sha[:8]}" if sha else "")
+
+    parts = [short(comps.method), short(comps.student)]
+    if comps.aligner.name != "none":
+        parts.append(short(comps.aligner))
+    if comps.teachers:
+        parts.append("teachers:" + "+".join(short(t) for t in comps.teachers))
+    parts.append(rec.precision)
+    f = identity_fields(rec)
+    if rec.selection.rule != "last":
+        parts.append(f"ckpt={f['selection']}")
+    parts.append(f"cfg={rec.config_hash[:8]}")
+    return " ".join(parts)
+
+
+def key_diff(a: RunRecord, b: RunRecord) -> list[str]:
+    """The identity parts that differ between two records."""
+    return fields_diff(identity_fields(a), identity_fields(b))
 
 
 # --------------------------------------------------------------------------- writing
@@ -248,7 +416,12 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically.
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically.
 
     The bytes go to a hidden temp file in the same directory, are flushed and fsynced, and
     the temp file is then ``os.replace``-d onto ``path``: a reader sees either the old file
@@ -256,7 +429,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
     try:
@@ -287,18 +459,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, dumps_json(obj))
 
 
-def _strip_annotations(rec: dict) -> dict:
-    return {k: v for k, v in rec.items() if not k.startswith(ANNOTATION_PREFIX)}
-
-
-def write_record(run_dir: str | os.PathLike, rec: dict) -> Path:
-    """Validate ``rec`` and write it atomically to ``run_dir/record.json``; return the path."""
-    path = Path(run_dir) / RECORD_FILENAME
-    rec = _strip_annotations(rec)
-    validate_record(rec, source=str(path))
-    return atomic_write_json(path, rec)
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -314,44 +474,49 @@ def _record_files(root: Path) -> list[Path]:
     return sorted(root.rglob(RECORD_FILENAME), key=lambda p: p.relative_to(root).as_posix())
 
 
-def is_complete(rec: dict) -> bool:
-    """True unless the record carries a ``status`` other than ``"complete"``."""
-    return rec.get("status", "complete") == "complete"
+def read_record(path: str | os.PathLike) -> RunRecord:
+    """Read and validate one ``record.json`` (a :class:`FasbenchError` naming the file and key)."""
+    source = str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FasbenchError(f"{source}: not a readable JSON file ({exc})") from exc
+    return parse_record(obj, source)
 
 
-def load_records(root: str | os.PathLike, strict: bool = False) -> list[dict]:
+def load_records(root: str | os.PathLike, strict: bool = False) -> list[RunRecord]:
     """Load every ``**/record.json`` under ``root`` (or ``root`` itself if it is a file).
 
-    Files are read in sorted relative-path order, so the result is deterministic.  Each
-    returned dict carries ``_source`` (the file path as a string).  A malformed file (bad
-    JSON or a failed :func:`validate_record`) raises :class:`FasbenchError` naming the path
-    when ``strict``; otherwise (default) it is skipped with a :class:`RecordWarning` naming
-    the path and the problem.  Records with ``status`` other than ``"complete"`` are skipped
-    with a warning.  A missing ``root`` gives an empty list.
+    Files are read in sorted relative-path order, so the result is deterministic; each
+    record knows its file (:attr:`RunRecord.source`). A malformed file raises
+    :class:`FasbenchError` naming the path when ``strict``; otherwise it is skipped with a
+    :class:`RecordWarning` naming the path and the problem. Records whose ``status`` is not
+    ``"complete"`` are skipped with a warning. A missing ``root`` gives an empty list.
     """
-    root = Path(root)
-    out: list[dict] = []
-    for path in _record_files(root):
-        source = str(path)
+    out: list[RunRecord] = []
+    for path in _record_files(Path(root)):
         try:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    rec = json.load(fh)
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                raise FasbenchError(f"{source}: not a readable JSON file ({exc})") from exc
-            validate_record(rec, source=source)
+            rec = read_record(path)
         except FasbenchError as exc:
             if strict:
                 raise
             _warn(f"skipping malformed run record: {exc}")
             continue
-        if not is_complete(rec):
-            _warn(f"skipping {source}: status is {rec.get('status')!r}, not 'complete'")
+        if rec.status != "complete":
+            _warn(f"skipping {path}: status is {rec.status!r}, not 'complete'")
             continue
-        rec = dict(rec)
-        rec["_source"] = source
         out.append(rec)
     return out
+
+
+def write_record(run_dir: str | os.PathLike, rec: RunRecord) -> Path:
+    """Write ``rec`` atomically to ``run_dir/record.json``; return the path."""
+    path = Path(run_dir) / RECORD_FILENAME
+    if not isinstance(rec, RunRecord):
+        raise TypeError(f"write_record takes a RunRecord, got {type(rec).__name__}")
+    atomic_write_json(path, rec.to_json())
+    return rec.with_source(str(path)) and path
 
 
 # --------------------------------------------------------------------------- git

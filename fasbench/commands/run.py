@@ -102,7 +102,8 @@ def main(args) -> int:
         print(dump_json(records))
     else:
         print()
-        print(f"{args.method} on {records[0]['protocol'] if records else cfg.protocol} ({cfg.data.name}); HTER/AUC in %")
+        print(f"{args.method} on {records[0].protocol if records else cfg.protocol} ({cfg.data.name}); metrics in %; "
+              f"val = the sources' held-out split, target = the unseen domain")
         print(results_table(records))
         print(f"\nrecords under {cfg.out}/ ; build the leaderboard with: fasbench leaderboard --runs {cfg.out}")
     return 0

@@ -50,7 +50,7 @@ import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -77,8 +77,14 @@ class SyntheticConfig:
     seed: int = 0
     #: One letter per domain, each one of ``M``, ``C``, ``I``, ``O``.
     domains: str = "MCIO"
-    #: Subjects per domain (distinct identities), split 50/25/25 into train/dev/test.
+    #: Subjects per domain (distinct identities), split by subject into train/dev/test:
+    #: 50/25/25 unless ``dev_subjects`` / ``test_subjects`` are given (then train = the rest).
     subjects: int = 48
+    #: Subjects per domain in the dev split (source-val) and the test split; None = 25% each.
+    #: The demo config sets them so that evaluation is large (tight confidence intervals)
+    #: while training keeps 24 subjects per domain.
+    dev_subjects: Optional[int] = None
+    test_subjects: Optional[int] = None
     #: Videos per subject of each kind: live : spoof is 1 : 1 by default.
     live_videos: int = 2
     print_videos: int = 1
@@ -666,9 +672,20 @@ def _render_video(cfg: SyntheticConfig, domain: str, idt: dict[str, Any], kind: 
     return _capture(rng, dom, scene, size, noise_bank)
 
 
-def _splits(n: int) -> list[str]:
+def _splits(n: int, n_dev: int | None = None, n_test: int | None = None) -> list[str]:
     if n < 3:
         raise FasbenchError(f"synthetic: subjects must be at least 3 (train/dev/test), got {n}")
+    if n_dev is not None or n_test is not None:
+        n_dev = max(1, int(round(n * SPLIT_FRACTIONS[1]))) if n_dev is None else int(n_dev)
+        n_test = max(1, int(round(n * SPLIT_FRACTIONS[2]))) if n_test is None else int(n_test)
+        if n_dev < 1 or n_test < 1 or n - n_dev - n_test < 1:
+            raise FasbenchError(
+                f"synthetic: subjects={n} with dev_subjects={n_dev} and test_subjects={n_test} leaves "
+                f"{n - n_dev - n_test} train subjects; the train split is subjects - dev_subjects - "
+                "test_subjects and needs at least 1 (raise data.subjects, or set data.dev_subjects=null "
+                "data.test_subjects=null for a 50/25/25 split)"
+            )
+        return ["train"] * (n - n_dev - n_test) + ["dev"] * n_dev + ["test"] * n_test
     n_dev = max(1, int(round(n * SPLIT_FRACTIONS[1])))
     n_test = max(1, int(round(n * SPLIT_FRACTIONS[2])))
     n_train = n - n_dev - n_test
@@ -692,11 +709,17 @@ def _check(cfg: SyntheticConfig) -> None:
         raise FasbenchError("synthetic: frames_per_video must be >= 1")
     if not 32 <= cfg.image_size <= 1024:
         raise FasbenchError(f"synthetic: image_size must be in [32, 1024], got {cfg.image_size}")
-    _splits(cfg.subjects)
+    _splits(cfg.subjects, cfg.dev_subjects, cfg.test_subjects)
+
+
+def _config_dict(cfg: SyntheticConfig) -> dict[str, Any]:
+    """The config as identity: split counts left at None are omitted, so worlds made before
+    they existed keep their identity (and cache entry)."""
+    return {k: v for k, v in asdict(cfg).items() if not (k in ("dev_subjects", "test_subjects") and v is None)}
 
 
 def identity_of(cfg: SyntheticConfig) -> dict[str, Any]:
-    return {"dataset": "synthetic", "generator_version": GENERATOR_VERSION, "config": asdict(cfg)}
+    return {"dataset": "synthetic", "generator_version": GENERATOR_VERSION, "config": _config_dict(cfg)}
 
 
 def generate(cfg: SyntheticConfig, progress: bool = False) -> FrameSet:
@@ -705,7 +728,7 @@ def generate(cfg: SyntheticConfig, progress: bool = False) -> FrameSet:
     size, n = cfg.image_size, cfg.frames_per_video
     coords = (np.arange(size, dtype=_F) + 0.5) / (size / 2.0) - 1.0
     grid = (coords[None, :], coords[:, None])  # u: x (columns), v: y (rows)
-    splits = _splits(cfg.subjects)
+    splits = _splits(cfg.subjects, cfg.dev_subjects, cfg.test_subjects)
     plan = []
     for domain in cfg.domains:
         for si in range(cfg.subjects):
@@ -758,7 +781,7 @@ def generate(cfg: SyntheticConfig, progress: bool = False) -> FrameSet:
 
 
 def cache_key(cfg: SyntheticConfig) -> str:
-    blob = json.dumps({"generator_version": GENERATOR_VERSION, "config": asdict(cfg)}, sort_keys=True)
+    blob = json.dumps({"generator_version": GENERATOR_VERSION, "config": _config_dict(cfg)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

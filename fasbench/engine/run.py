@@ -87,15 +87,15 @@ def check_run_dir(rdir: Path, config: dict) -> None:
 
 
 def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: bool = False,
-                 progress: bool = True, echo=print) -> list[dict[str, Any]]:
+                 progress: bool = True, echo=print) -> list:
     """Run ``cfg.method`` on every task of ``cfg.protocol`` for every seed; return the records."""
     protocol, proto_entry = resolve_protocol(str(cfg.protocol))
     plugins.registry("methods").get(str(cfg.method.name))  # unknown names: fail before any work
     tasks = _selected_tasks(protocol, cfg.get("tasks"))
     ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
 
-    from fasbench.engine.trainer import TaskRunner
-    from fasbench.records import validate_record, write_record
+    from fasbench.engine.trainer import TaskRunner, check_same_identity
+    from fasbench.records import identity_fields, read_record, write_record
 
     frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
     from fasbench.data.real_dataset import task_view
@@ -109,55 +109,75 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
             rdir = run_dir_for(tcfg, protocol, task.name)
             rec_path = rdir / "record.json"
             check_run_dir(rdir, OmegaConf.to_container(tcfg, resolve=True))
-            if resume and rec_path.exists():
-                rec = validate_record(json.loads(rec_path.read_text()), str(rec_path))
-                if rec.get("status") == "complete":
-                    echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
-                    records.append(rec)
-                    continue
             task_frames, task_protocol, convention = task_view(frames, protocol, task)
-            runner = TaskRunner(tcfg, task_protocol, task, task_frames, rdir, resume=resume, progress=progress,
-                                protocol_entry=proto_entry, dataset_entry=ds_entry)
-            rec = runner.run()
-            rec["data"]["split_convention"] = convention
+            extra: dict[str, Any] = {"split_convention": convention}
             if getattr(frames, "preparation", None) is not None:
                 doms = {*task.sources, task.target}
                 prep = {d: p for d, p in frames.preparation.items() if d in doms}
-                rec["data"]["preparation"] = prep
-                rec["data"]["skipped_videos"] = int(sum(p["skipped_count"] for p in prep.values()))
+                extra["preparation"] = prep
+                extra["skipped_videos"] = int(sum(p["skipped_count"] for p in prep.values()))
+            runner = TaskRunner(tcfg, task_protocol, task, task_frames, rdir, resume=resume, progress=progress,
+                                protocol_entry=proto_entry, dataset_entry=ds_entry, data_extra=extra)
+            if resume and rec_path.exists():
+                rec = read_record(rec_path)
+                if rec.status == "complete":
+                    # kept only if it is this very run setting (components, weights, data, precision...)
+                    check_same_identity(identity_fields(rec), runner.run_identity(), str(rec_path))
+                    echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
+                    records.append(rec)
+                    continue
+            rec = runner.run()
             path = write_record(rdir, rec)
             echo(f"{task.name} seed {seed}: record written to {path}")
             records.append(rec)
     return records
 
 
-def results_table(records: list[dict[str, Any]]) -> str:
-    """Per task x seed: HTER/AUC under both threshold policies, then the average."""
+def _ci_cell(block, name: str) -> str:
+    value = block.metrics.get(name)
+    if value is None:
+        return "—"
+    ci = block.ci.get(name)
+    return f"{value:.2f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else f"{value:.2f}"
+
+
+def results_table(records: list) -> str:
+    """Per task x seed: the source-val split's own EER, then target numbers under both
+    threshold policies with their bootstrap CI over target videos, then the average."""
     from tabulate import tabulate
 
-    rows = []
-    for r in records:
-        m = r["metrics"]
-        sv, te = m.get("source-val", {}), m["target-eer"]
-        rows.append([r["task"]["name"], r["seed"], sv.get("HTER"), sv.get("AUC"), te["HTER"], te["AUC"],
-                     r["timings"].get("total_s")])
-    if len(rows) > 1:
-        import numpy as np
+    from fasbench.records import SOURCE_VAL_THRESHOLD, TARGET_EER_THRESHOLD
 
-        cols = list(zip(*rows))
-        avg = ["average", ""] + [float(np.mean([v for v in c if v is not None])) if any(v is not None for v in c) else None
-                                 for c in cols[2:6]] + [float(np.sum(cols[6]))]
-        rows.append(avg)
+    rows, sums = [], []
+    for r in records:
+        sv, te = r.target[SOURCE_VAL_THRESHOLD], r.target[TARGET_EER_THRESHOLD]
+        vals = [r.val.metrics.get("EER"), sv.metrics.get("HTER"), te.metrics.get("HTER"), te.metrics.get("AUC")]
+        sums.append(vals)
+        rows.append([r.task.name, r.seed, _num(vals[0]), _ci_cell(sv, "HTER"), _ci_cell(te, "HTER"),
+                     _ci_cell(te, "AUC"), sv.n_videos, r.timings.get("total_s")])
+    if len(rows) > 1:
+        avg = []
+        for col in zip(*sums):
+            present = [v for v in col if v is not None]
+            avg.append(_num(sum(present) / len(present)) if present else "—")
+        rows.append(["average", "", avg[0], avg[1], avg[2], avg[3], "",
+                     round(sum(r.timings.get("total_s") or 0 for r in records), 2)])
     return tabulate(
         rows,
-        headers=["task", "seed", "HTER% (source-val)", "AUC% (source-val)", "HTER% (target-eer, idealized)",
-                 "AUC% (target-eer)", "time s"],
-        floatfmt=".2f", tablefmt="github",
+        headers=["task", "seed", "val EER% (source data)", "target HTER% @source-val thr [95% CI]",
+                 "target HTER% @target-EER thr (idealized)", "target AUC% [95% CI]", "target videos", "time s"],
+        floatfmt=".2f", tablefmt="github", disable_numparse=True,
     )
 
 
-def dump_json(records: list[dict[str, Any]]) -> str:
-    return json.dumps([{"task": r["task"], "seed": r["seed"], "metrics": r["metrics"]} for r in records], indent=2)
+def _num(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def dump_json(records: list) -> str:
+    return json.dumps([{"task": r.task.name, "seed": r.seed, "val": r.val.model_dump(mode="json"),
+                        "target": {p: b.model_dump(mode="json") for p, b in r.target.items()}}
+                       for r in records], indent=2)
 
 
 def stderr(msg: str) -> None:

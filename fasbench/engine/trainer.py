@@ -29,10 +29,10 @@ from fasbench.data.loader import FrameDataset, Preprocess, make_loader
 from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine import checkpoint as ckpt
 from fasbench.errors import FasbenchError
-from fasbench.metrics import ScoreSet, policy_metrics
+from fasbench.metrics import ScoreSet, evaluate, resolve_metrics
+from fasbench.records import SCHEMA, SELECTIONS, RunRecord, fields_diff, identity_of
 from fasbench.protocols import Protocol, Task
 
-SELECTIONS = ("last", "source-val", "target-oracle")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,16 +93,20 @@ def select_task_rows(frames: FrameSet, task: Task, splits: dict[str, tuple[str, 
 
 @torch.inference_mode()
 def score_rows(method, dataset: FrameDataset, frames: FrameSet, rows: np.ndarray, pre: Preprocess,
-               device: torch.device, batch_size: int, amp: bool) -> ScoreSet:
+               device: torch.device, batch_size: int) -> ScoreSet:
+    """Live scores of ``rows`` (one per frame), always in float32: training may run under
+    autocast, evaluation never does, so scores do not tie through bfloat16 rounding."""
     was_training = method.training
     method.eval()
     out = []
-    for start in range(0, len(rows), batch_size):
-        b = dataset.__getitems__(rows[start:start + batch_size].tolist())
-        x = pre(b["image"], device, train=False)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(method.predict(x).float().cpu())
-    method.train(was_training)
+    try:
+        for start in range(0, len(rows), batch_size):
+            b = dataset.__getitems__(rows[start:start + batch_size].tolist())
+            x = pre(b["image"], device, train=False)
+            with torch.autocast(device.type, enabled=False):
+                out.append(method.predict(x).float().cpu())
+    finally:
+        method.train(was_training)
     m = frames.manifest.iloc[rows]
     scores = torch.cat(out).numpy().astype(np.float64)
     return ScoreSet(
@@ -129,8 +133,12 @@ def _lr_lambda(kind: str, warmup: int, total: int):
 
 #: Config keys that do not change results (or are recorded elsewhere): left out of the
 #: config hash so that seeds and output places of one setting average together.
+#: ``device`` is left out because the effective precision (cpu-fp32, cuda-bf16, ...) is part of
+#: the run identity instead; the ``eval.metrics`` list and the bootstrap settings only choose
+#: which numbers are reported, never the numbers themselves.
 NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.log_every",
-                   "trainer.checkpoint_every", "eval.batch_size", "data.cache_dir", "data.roots")
+                   "trainer.checkpoint_every", "eval.batch_size", "eval.metrics", "eval.bootstrap",
+                   "eval.ci_level", "data.cache_dir", "data.roots")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -196,29 +204,50 @@ def _versions() -> dict[str, Any]:
     }
 
 
+def precision_of(device: torch.device, amp: bool) -> tuple[str, torch.dtype | None]:
+    """The effective training precision (``cpu-fp32``, ``cuda-bf16``, ``cuda-fp16``, ...) and the
+    autocast dtype behind it (None: no autocast). bfloat16 where the GPU supports it, else float16."""
+    if not amp or device.type != "cuda":
+        return f"{device.type}-fp32", None
+    if torch.cuda.is_bf16_supported():
+        return "cuda-bf16", torch.bfloat16
+    return "cuda-fp16", torch.float16
+
+
 class TaskRunner:
-    """Trains and evaluates one (method, task, seed) and writes its record."""
+    """Trains and evaluates one (method, task, seed) and builds its record."""
 
     def __init__(self, cfg: DictConfig, protocol: Protocol, task: Task, frames: FrameSet, run_dir: Path,
-                 *, resume: bool = False, progress: bool = True, protocol_entry=None, dataset_entry=None) -> None:
+                 *, resume: bool = False, progress: bool = True, protocol_entry=None, dataset_entry=None,
+                 data_extra: dict[str, Any] | None = None) -> None:
         self.cfg, self.protocol, self.task, self.frames = cfg, protocol, task, frames
         self.run_dir, self.resume, self.progress = Path(run_dir), resume, progress
         self.protocol_entry, self.dataset_entry = protocol_entry, dataset_entry
-        t = cfg.trainer
-        self.max_steps = int(t.max_steps)
-        self.eval_every = int(t.eval_every) if t.get("eval_every") else 0
-        self.selection = str(cfg.eval.checkpoint)
+        self.data_extra = dict(data_extra or {})
+        t, e = cfg.trainer, cfg.eval
+        self.max_steps = _int(t.max_steps, "trainer.max_steps")
+        self.eval_every = _int(t.eval_every, "trainer.eval_every") if t.get("eval_every") else 0
+        self.selection = str(e.checkpoint)
         if self.selection not in SELECTIONS:
             raise FasbenchError(f"eval.checkpoint={self.selection!r}; choose one of {', '.join(SELECTIONS)}")
         if self.max_steps < 1:
             raise FasbenchError(f"trainer.max_steps={self.max_steps}; it must be at least 1")
+        self.metrics = resolve_metrics(e.get("metrics") or None)  # unknown names fail before any work
+        self.selection_metric = resolve_metrics([str(e.get("selection_metric", "EER"))])[0]
+        self.n_boot = _int(e.get("bootstrap", 1000), "eval.bootstrap")
+        self.ci_level = float(e.get("ci_level", 95))
+        if not 0 < self.ci_level < 100:
+            raise FasbenchError(f"eval.ci_level={self.ci_level}; give a percentage between 0 and 100, e.g. 95")
         self.config_dict = OmegaConf.to_container(cfg, resolve=True)
         self.config_hash = config_hash(self.config_dict)
+        self._built = False
 
     def _build(self):
+        if self._built:
+            return
         cfg = self.cfg
         self.device = resolve_device(str(cfg.device))
-        self.amp = bool(cfg.trainer.amp) and self.device.type == "cuda"
+        self.precision, self.amp_dtype = precision_of(self.device, bool(cfg.trainer.amp))
         seed_everything(int(cfg.seed))
         self.data = select_task_rows(self.frames, self.task, task_splits(self.protocol, cfg))
         self.dataset = FrameDataset(self.frames, {d: i for i, d in enumerate(self.task.sources)})
@@ -248,39 +277,79 @@ class TaskRunner:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(str(o.schedule), int(o.warmup_steps), self.max_steps)
         )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self.components = self._components()
+        self.identity = identity_of(self.components, self.frames.fingerprint(), self.precision,
+                                    (self.selection, self._selection_metric_name()), self.config_hash)
+        self._built = True
+
+    def _selection_metric_name(self) -> str | None:
+        return {"last": None, "source-val": f"val/{self.selection_metric.name}",
+                "target-oracle": "target/HTER@target-eer-threshold"}[self.selection]
+
+    def _components(self) -> dict[str, Any]:
+        comps = dict(self.ctx.components)
+        comps.setdefault("aligner", {"name": "none", "version": 1, "plugin": "fasbench"})
+        comps.setdefault("teachers", [])
+        for role, entry in (("method", self.method_entry), ("protocol", self.protocol_entry), ("dataset", self.dataset_entry)):
+            if entry is not None:
+                comps[role] = {"name": entry.name, "version": entry.version, "plugin": entry.plugin}
+        if self.protocol_entry is None:  # ad-hoc protocol from the command line
+            comps["protocol"] = {"name": self.protocol.name, "version": 1, "plugin": "(ad hoc)"}
+        if self.dataset_entry is None:
+            comps["dataset"] = {"name": str(self.cfg.data.name), "version": 1, "plugin": "?"}
+        return comps
+
+    def run_identity(self) -> dict[str, str]:
+        """The identity fields of this run (:func:`fasbench.records.identity_of`); builds the method."""
+        self._build()
+        return self.identity
 
     # -- evaluation -------------------------------------------------------------------
     def evaluate(self) -> tuple[ScoreSet, ScoreSet]:
-        bs, amp = int(self.cfg.eval.batch_size), self.amp
-        sv = score_rows(self.method, self.dataset, self.frames, self.data.source_val, self.pre, self.device, bs, amp)
-        tg = score_rows(self.method, self.dataset, self.frames, self.data.target, self.pre, self.device, bs, amp)
+        """Frame scores of the source-val split and of the target, in float32."""
+        bs = int(self.cfg.eval.batch_size)
+        sv = score_rows(self.method, self.dataset, self.frames, self.data.source_val, self.pre, self.device, bs)
+        tg = score_rows(self.method, self.dataset, self.frames, self.data.target, self.pre, self.device, bs)
         return sv, tg
 
-    def _metrics(self, sv: ScoreSet, tg: ScoreSet) -> dict[str, dict[str, float]]:
+    def _results(self, sv: ScoreSet, tg: ScoreSet, n_boot: int = 0) -> dict[str, Any]:
         e = self.cfg.eval
-        return policy_metrics(tg, sv, ssdg=bool(e.ssdg), video_level=bool(e.video_level))
+        return evaluate(sv, tg, self.metrics, ssdg=bool(e.ssdg), video_level=bool(e.video_level),
+                        n_boot=n_boot, level=self.ci_level, seed=int(self.cfg.seed))
 
-    def _eval_point(self, step, running, history, best, postfix, bar, ckpt_dir, keep=False):
-        """Evaluate now, append to the curve, track the best checkpoint for selection."""
-        m = self._metrics(*self.evaluate())
-        if keep:
-            self._last_metrics = m
-        point = {"step": step, **{f"loss/{k}": v for k, v in running.items()},
-                 "source-val/EER": m.get("source-val", {}).get("EER"),
-                 "source-val/target-HTER": m.get("source-val", {}).get("HTER"),
-                 "target-eer/HTER": m["target-eer"]["HTER"]}
+    def _eval_point(self, step, running, history, best, postfix, bar, ckpt_dir):
+        """Evaluate now, append to the curve, track the best checkpoint for selection.
+
+        ``val/...`` values come from source-val scores only; ``target/...`` from the target.
+        The ``source-val`` rule reads ``val/...`` only; ``target-oracle`` (labelled as such in
+        the record) reads the target.
+        """
+        sv, tg = self.evaluate()
+        r = self._results(sv, tg)
+        v, t = r["val"]["metrics"], r["target"]
+        point = {"step": step, **{f"loss/{k}": val for k, val in running.items()}}
+        for name in dict.fromkeys(("EER", "AUC", "HTER", self.selection_metric.name)):
+            if name in v:
+                point[f"val/{name}"] = v[name]
+        point["target/HTER@source-val-threshold"] = t["source-val-threshold"]["metrics"].get("HTER")
+        point["target/HTER@target-eer-threshold"] = t["target-eer-threshold"]["metrics"].get("HTER")
+        point["target/AUC"] = t["target-eer-threshold"]["metrics"].get("AUC")
         history.append(point)
         if bar is not None:
-            postfix.update({"srcEER": f"{point['source-val/EER']:.1f}", "HTER": f"{point['source-val/target-HTER']:.1f}"})
+            postfix.update({"valEER": _fmt(point.get("val/EER")), "tgtHTER": _fmt(point["target/HTER@source-val-threshold"])})
             bar.set_postfix(postfix)
-        score = {"source-val": point["source-val/EER"], "target-oracle": point["target-eer/HTER"]}.get(self.selection)
-        if score is not None and (best["score"] is None or score < best["score"]):
-            best = {"score": score, "step": step}
-            ckpt.save(ckpt_dir, self.method, {"step": step}, name="best.safetensors")
-        return best
+        key = self._selection_metric_name()
+        if key is not None and point.get(key) is not None:
+            higher = self.selection_metric.higher_is_better and self.selection == "source-val"
+            score = -point[key] if higher else point[key]
+            if best["score"] is None or score < best["score"]:  # strictly better: the earliest tie wins
+                best = {"score": score, "step": step}
+                ckpt.save(ckpt_dir, self.method, {"step": step}, name="best.safetensors")
+        return best, (sv, tg)
 
     # -- main loop --------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunRecord:
         t0 = time.perf_counter()
         self._build()
         ckpt_dir = self.run_dir / "checkpoint"
@@ -289,6 +358,7 @@ class TaskRunner:
             state = ckpt.load(ckpt_dir, self.method)
             if state is not None:
                 check_same_config(state, self.config_dict, f"checkpoint {ckpt_dir}")
+                check_same_identity(state.get("identity"), self.identity, f"checkpoint {ckpt_dir}")
                 self.optimizer.load_state_dict(state["optimizer"])
                 self.scheduler.load_state_dict(state["scheduler"])
                 start, history, best = int(state["step"]), list(state["history"]), dict(state["best"])
@@ -313,6 +383,7 @@ class TaskRunner:
         t_train = time.perf_counter()
         step = start
         running: dict[str, float] = {}
+        last_scores = None
         for batch in loader:
             gen.manual_seed(int(self.cfg.seed) * 1_000_003 + step)
             b = {
@@ -320,17 +391,19 @@ class TaskRunner:
                 "label": batch["label"].to(self.device, non_blocking=True),
                 "domain": batch["domain"].to(self.device, non_blocking=True),
             }
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 losses = self.method.training_step(b)
             if step == start:
                 check_losses(losses, str(self.cfg.method.name))
             loss = sum(losses.values())
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()
             clip = float(self.cfg.trainer.grad_clip or 0)
             if clip > 0:
+                self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.method.parameters(), clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.scheduler.step()
             step += 1
             if step % log_every == 0 or step == self.max_steps:
@@ -346,78 +419,144 @@ class TaskRunner:
             if self.eval_every and step % self.eval_every == 0 and step < self.max_steps:
                 train_s += time.perf_counter() - t_train
                 te = time.perf_counter()
-                best = self._eval_point(step, running, history, best, postfix, bar, ckpt_dir)
+                best, _ = self._eval_point(step, running, history, best, postfix, bar, ckpt_dir)
                 eval_s += time.perf_counter() - te
                 t_train = time.perf_counter()
             if ckpt_every and (step % ckpt_every == 0 or step == self.max_steps):
                 ckpt.save(ckpt_dir, self.method, {
                     "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "history": history, "best": best, "config": self.config_dict,
-                    "config_hash": self.config_hash,
+                    "config_hash": self.config_hash, "identity": self.identity,
                 })
         bar.close()
         train_s += time.perf_counter() - t_train
         trained = step - start
 
         te = time.perf_counter()
-        metrics = None
         if trained or not history or history[-1]["step"] != step:
-            best = self._eval_point(step, running, history, best, postfix, None, ckpt_dir, keep=True)
-            metrics = self._last_metrics
-        if self.selection != "last" and best["step"] is not None and best["step"] != step:
-            ckpt.load(ckpt_dir, self.method, name="best.safetensors")
-            metrics = None
-        if metrics is None:
-            metrics = self._metrics(*self.evaluate())
+            best, last_scores = self._eval_point(step, running, history, best, postfix, None, ckpt_dir)
+        selected = step
+        if self.selection != "last" and best["step"] is not None:
+            selected = int(best["step"])
+            if selected != step:
+                ckpt.load(ckpt_dir, self.method, name="best.safetensors")
+                last_scores = None
+        sv, tg = last_scores if last_scores is not None else self.evaluate()
+        results = self._results(sv, tg, n_boot=self.n_boot)
         eval_s += time.perf_counter() - te
-        return self._record(metrics, history, best, start, trained, train_s, eval_s, time.perf_counter() - t0)
+        frame_no = self.frames.manifest["frame"].to_numpy()
+        scores = write_scores(self.run_dir, [("val", sv, frame_no[self.data.source_val]),
+                                             ("target", tg, frame_no[self.data.target])])
+        timings = {
+            "train_s": round(train_s, 3), "eval_s": round(eval_s, 3),
+            "total_s": round(time.perf_counter() - t0, 3),
+            "steps": self.max_steps, "steps_this_session": trained, "resumed_from_step": start,
+            "steps_per_s": round(trained / train_s, 3) if train_s > 0 else None,
+            "device": str(self.device),
+        }
+        return self._record(results, history, selected, scores, timings)
 
-    def _record(self, metrics, history, best, start, trained, train_s, eval_s, total_s) -> dict[str, Any]:
+    def _record(self, results, history, selected, scores, timings) -> RunRecord:
         from fasbench.records import git_info
 
-        cfg_dict = self.config_dict
-        comps = dict(self.ctx.components)
-        comps.setdefault("aligner", {"name": "none", "version": 1, "plugin": "fasbench"})
-        comps.setdefault("teachers", [])
-        for role, entry in (("method", self.method_entry), ("protocol", self.protocol_entry), ("dataset", self.dataset_entry)):
-            if entry is not None:
-                comps[role] = {"name": entry.name, "version": entry.version, "plugin": entry.plugin}
-        if self.protocol_entry is None:  # ad-hoc protocol from the command line
-            comps["protocol"] = {"name": self.protocol.name, "version": 1, "plugin": "(ad hoc)"}
-        if self.dataset_entry is None:
-            comps["dataset"] = {"name": str(self.cfg.data.name), "version": 1, "plugin": "?"}
         frames = self.frames
         created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {
-            "schema": "fasbench.record/1",
+        rule = self.selection
+        data = {
+            "dataset": str(self.cfg.data.name),
+            "fingerprint": frames.fingerprint(),
+            "identity": frames.identity,
+            "splits": {k: list(v) for k, v in self.data.splits.items()},
+            "frames": {"source_train": int(len(self.data.train)), "source_val": int(len(self.data.source_val)),
+                       "target": int(len(self.data.target))},
+            **self.data_extra,
+        }
+        return RunRecord.model_validate({
+            "schema": SCHEMA,
             "run_id": f"{self.cfg.method.name}-{self.protocol.name}-{self.task.name}-s{self.cfg.seed}-{created}",
             "created": created,
             "status": "complete",
             "method": str(self.cfg.method.name),
             "protocol": self.protocol.name,
-            "task": {"name": self.task.name, "sources": list(self.task.sources), "target": self.task.target},
+            "task": self.task.as_dict(),
             "seed": int(self.cfg.seed),
-            "config": cfg_dict,
+            "config": self.config_dict,
             "config_hash": self.config_hash,
-            "components": comps,
+            "components": self.components,
+            "precision": self.precision,
             "versions": _versions(),
             "git": git_info(Path(fasbench.__file__).resolve().parent),
-            "data": {
-                "dataset": str(self.cfg.data.name),
-                "fingerprint": frames.fingerprint(),
-                "identity": frames.identity,
-                "splits": {k: list(v) for k, v in self.data.splits.items()},
-                "frames": {"source_train": int(len(self.data.train)), "source_val": int(len(self.data.source_val)),
-                           "target": int(len(self.data.target))},
+            "data": data,
+            "selection": {
+                "rule": rule, "metric": self._selection_metric_name(),
+                "data": {"last": "none", "source-val": "source-val", "target-oracle": "target"}[rule],
+                "uses_target_labels": rule == "target-oracle",
+                "selected_step": int(selected), "candidates": [int(p["step"]) for p in history],
             },
-            "checkpoint_selection": self.selection + (" (oracle: uses target labels)" if self.selection == "target-oracle" else ""),
-            "selected_step": int(best["step"]) if self.selection != "last" and best["step"] is not None else self.max_steps,
-            "metrics": metrics,
+            "metric_names": [m.name for m in self.metrics],
+            "val": results["val"],
+            "target": results["target"],
+            "scores": scores,
             "curve": history,
-            "timings": {
-                "train_s": round(train_s, 3), "eval_s": round(eval_s, 3), "total_s": round(total_s, 3),
-                "steps": self.max_steps, "steps_this_session": trained, "resumed_from_step": start,
-                "steps_per_s": round(trained / train_s, 3) if train_s > 0 else None,
-                "device": str(self.device),
-            },
-        }
+            "timings": timings,
+        })
+
+
+def _int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise FasbenchError(f"{key}={value!r}; it must be a whole number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise FasbenchError(f"{key}={value!r}; it must be a whole number") from None
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def check_same_identity(saved: dict | None, current: dict, what: str) -> None:
+    """Refuse to continue a checkpoint of another run identity (component versions, weights,
+    precision, data, selection): the result would be neither run."""
+    if saved is None or saved == current:
+        return
+    diff = fields_diff(saved, current)
+    raise FasbenchError(
+        f"{what} belongs to another run ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
+        "give this setting its own --out DIR, or delete that run directory to replace it"
+    )
+
+
+SCORE_COLUMNS = ("split", "video", "frame", "label", "attack", "score")
+
+
+def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) -> dict[str, Any]:
+    """Write ``scores.csv.gz`` (one row per evaluated frame) atomically; return its record entry.
+
+    Scores are written with Python's shortest round-trip repr, so reading them back gives the
+    same float64 values and ``fasbench score RUN_DIR`` reproduces the record exactly. The gzip
+    stream carries no timestamp: equal scores give an equal file and sha256.
+    """
+    import gzip
+    import hashlib
+    import io
+
+    import pandas as pd
+
+    from fasbench.records import SCORES_FILENAME, atomic_write_bytes
+
+    parts = []
+    for split, s, frame in splits:
+        parts.append(pd.DataFrame({
+            "split": split, "video": s.videos, "frame": np.asarray(frame, dtype=np.int64),
+            "label": s.labels, "attack": s.attacks, "score": s.scores,
+        }, columns=list(SCORE_COLUMNS)))
+    df = pd.concat(parts, ignore_index=True)
+    text = df.to_csv(index=False, lineterminator="\n", float_format=repr)
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
+        gz.write(text.encode("utf-8"))
+    blob = buf.getvalue()
+    atomic_write_bytes(Path(run_dir) / SCORES_FILENAME, blob)
+    return {"file": SCORES_FILENAME, "sha256": hashlib.sha256(blob).hexdigest(), "rows": int(len(df)),
+            "columns": list(SCORE_COLUMNS)}

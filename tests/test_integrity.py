@@ -1,0 +1,90 @@
+"""Benchmark integrity: nothing named "source" or "val" reads the target.
+
+* Two tasks with the same sources and seed that differ only in the target produce identical
+  source-val curves and select the same checkpoint.
+* Shuffling (or inverting) the target's labels changes no source-val number, while the
+  target numbers do change (so the test would notice a leak).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fasbench import config, plugins
+from fasbench.contract import TINY_WORLD
+from fasbench.engine.run import run_protocol
+
+WORLD = [w for w in TINY_WORLD if not w.startswith("data.domains=")] + ["data.domains=MCIO"]
+
+
+def _cfg(cache, out, protocol, *extra):
+    cfg = config.compose(["method=erm", "trainer=smoke", *WORLD, f"data.cache_dir={cache}",
+                          "eval.checkpoint=source-val", "eval.bootstrap=50", *extra])
+    cfg.protocol = protocol
+    cfg.device = "cpu"
+    cfg.out = str(out)
+    return cfg
+
+
+def _val_curve(rec):
+    return [{k: v for k, v in p.items() if k == "step" or k.startswith(("val/", "loss/"))} for p in rec.curve]
+
+
+def _target_curve(rec):
+    return [{k: v for k, v in p.items() if k.startswith("target/")} for p in rec.curve]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("fbcache"))
+
+
+def test_val_curve_and_selection_do_not_depend_on_the_target(cache, tmp_path):
+    to_i = run_protocol(_cfg(cache, tmp_path / "a", "MC->I"), progress=False, echo=lambda *_: None)[0]
+    to_o = run_protocol(_cfg(cache, tmp_path / "b", "MC->O"), progress=False, echo=lambda *_: None)[0]
+    assert len(to_i.curve) == 2
+    assert _val_curve(to_i) == _val_curve(to_o)
+    assert to_i.val == to_o.val  # the selected checkpoint's source-val block, CI included
+    assert to_i.selection.selected_step == to_o.selection.selected_step
+    assert to_i.selection.data == "source-val" and not to_i.selection.uses_target_labels
+    assert to_i.selection.metric == "val/EER"
+    # ... while the target numbers are of two different domains
+    assert _target_curve(to_i) != _target_curve(to_o)
+
+
+def test_target_labels_change_no_source_val_number(cache, tmp_path, monkeypatch):
+    base = run_protocol(_cfg(cache, tmp_path / "a", "MC->I"), progress=False, echo=lambda *_: None)[0]
+
+    registry = plugins.registry("datasets")
+    entry = registry.get("synthetic")
+    real_build = entry.load()
+
+    def build_with_inverted_target_labels(cfg, progress=True):
+        fs = real_build(cfg, progress=progress)
+        m = fs.manifest.copy()
+        target = (m["domain"] == "I").to_numpy()
+        m.loc[target, "label"] = 1 - m.loc[target, "label"]  # every target label wrong
+        fs.manifest = m
+        return fs
+
+    monkeypatch.setattr(entry, "factory", build_with_inverted_target_labels)
+    flipped = run_protocol(_cfg(cache, tmp_path / "b", "MC->I"), progress=False, echo=lambda *_: None)[0]
+
+    assert _val_curve(flipped) == _val_curve(base)
+    assert flipped.val == base.val
+    assert flipped.selection == base.selection
+    # the source-val threshold reaches the target unchanged
+    assert (flipped.target["source-val-threshold"].threshold == base.target["source-val-threshold"].threshold
+            == base.val.threshold)
+    # and the target side did see the inverted labels (so a leak would have shown)
+    assert flipped.target["target-eer-threshold"].metrics["AUC"] == pytest.approx(
+        100.0 - base.target["target-eer-threshold"].metrics["AUC"])
+
+
+def test_oracle_selection_is_labelled(cache, tmp_path):
+    rec = run_protocol(_cfg(cache, tmp_path, "MC->I", "eval.checkpoint=target-oracle"),
+                       progress=False, echo=lambda *_: None)[0]
+    assert rec.selection.rule == "target-oracle" and rec.selection.uses_target_labels
+    assert rec.selection.data == "target"
+    best = min(rec.curve, key=lambda p: p["target/HTER@target-eer-threshold"])
+    assert rec.selection.selected_step == best["step"]
