@@ -39,7 +39,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer
 
 from fasbench.errors import FasbenchError
 
@@ -89,6 +89,10 @@ class Component(BaseModel):
     plugin: Optional[str] = None
     kind: Optional[str] = None
     weights: Optional[WeightsInfo] = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler):  # a component without weights is written without the key
+        return {k: v for k, v in handler(self).items() if not (k in ("plugin", "kind", "weights") and v is None)}
 
 
 class Components(BaseModel):

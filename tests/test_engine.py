@@ -13,7 +13,10 @@ from fasbench.data.loader import FrameDataset, Preprocess
 from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine.run import run_protocol
 from fasbench.errors import FasbenchError
-from fasbench.records import validate_record
+import gzip
+import hashlib
+
+from fasbench.records import SCHEMA, json_schema, read_record, run_key
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +37,35 @@ def test_run_writes_complete_record(cache, tmp_path):
     (rec,) = run_protocol(cfg, progress=False, echo=lambda *_: None)
     path = tmp_path / "MC_to_I" / "erm" / "MC_to_I" / "seed0" / "record.json"
     on_disk = json.loads(path.read_text())
-    validate_record(on_disk, str(path))
-    assert on_disk["method"] == "erm" and on_disk["protocol"] == "MC_to_I".replace("_to_", "->")
-    assert on_disk["task"] == {"name": "MC->I", "sources": ["M", "C"], "target": "I"}
-    for policy in ("source-val", "target-eer"):
-        m = on_disk["metrics"][policy]
-        for key in ("HTER", "AUC", "EER", "TPR@FPR=1%", "TPR@FPR=0.1%", "APCER", "BPCER", "ACER"):
-            assert 0.0 <= m[key] <= 100.0, (policy, key, m[key])
+    assert read_record(path) == rec
+    assert on_disk["schema"] == SCHEMA
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(on_disk, json_schema())
+    assert on_disk["method"] == "erm" and on_disk["protocol"] == "MC->I"
+    assert on_disk["task"]["name"] == "MC->I" and on_disk["task"]["sources"] == ["M", "C"]
+    assert on_disk["task"]["target"] == "I"
+    names = ["HTER", "EER", "AUC", "TPR@FPR=1%", "TPR@FPR=0.1%", "APCER", "BPCER", "ACER"]
+    assert on_disk["metric_names"] == names
+    blocks = {"val": on_disk["val"], **on_disk["target"]}
+    assert list(on_disk["target"]) == ["source-val-threshold", "target-eer-threshold"]
+    for where, block in blocks.items():
+        for key in names:
+            assert 0.0 <= block["metrics"][key] <= 100.0, (where, key)
+            lo, hi = block["ci"][key]
+            assert lo <= hi
+    # each number says what data it was computed on and where its threshold came from
+    assert (on_disk["val"]["data"], on_disk["val"]["threshold_from"]) == ("source-val", "source-val")
+    sv, te = on_disk["target"]["source-val-threshold"], on_disk["target"]["target-eer-threshold"]
+    assert (sv["data"], sv["threshold_from"]) == ("target", "source-val")
+    assert (te["data"], te["threshold_from"]) == ("target", "target")
+    assert sv["threshold"] == on_disk["val"]["threshold"]
+    assert sv["ci_method"]["threshold"] == "fixed" and te["ci_method"]["threshold"] == "re-chosen in every resample"
+    # counts: the source-val split (M, C dev subjects) and the whole of I, video level
+    assert on_disk["val"]["n_videos"] == 2 * 2 * 3  # 2 sources x 2 dev subjects x 3 videos
+    assert sv["n_videos"] == on_disk["data"]["frames"]["target"] // 2  # 2 frames per video
+    assert on_disk["precision"] == "cpu-fp32"
+    assert on_disk["selection"] == {"rule": "last", "metric": None, "data": "none", "uses_target_labels": False,
+                                    "selected_step": 4, "candidates": [2, 4]}
     assert on_disk["versions"]["plugins"]["fasbench-baselines"]
     assert on_disk["versions"]["torch"] == torch.__version__
     assert on_disk["components"]["method"] == {"name": "erm", "version": 1, "plugin": "baselines"}
@@ -50,18 +75,28 @@ def test_run_writes_complete_record(cache, tmp_path):
     assert on_disk["data"]["splits"]["target"] == ["train", "dev", "test"]
     assert on_disk["timings"]["steps"] == 4 and on_disk["timings"]["train_s"] > 0
     assert [p["step"] for p in on_disk["curve"]] == [2, 4]
+    assert set(on_disk["curve"][0]) == {"step", "loss/ce", "val/EER", "val/AUC", "val/HTER",
+                                        "target/HTER@source-val-threshold", "target/HTER@target-eer-threshold",
+                                        "target/AUC"}
     assert on_disk["config"]["trainer"]["max_steps"] == 4 and on_disk["seed"] == 0
-    assert rec["metrics"] == on_disk["metrics"]
+    # the scores beside the record: one row per evaluated frame, named by its file and sha256
+    blob = (path.parent / "scores.csv.gz").read_bytes()
+    assert on_disk["scores"]["sha256"] == hashlib.sha256(blob).hexdigest()
+    lines = gzip.decompress(blob).decode().splitlines()
+    assert lines[0] == "split,video,frame,label,attack,score"
+    frames = on_disk["data"]["frames"]
+    assert len(lines) - 1 == on_disk["scores"]["rows"] == frames["source_val"] + frames["target"]
+    assert {ln.split(",")[0] for ln in lines[1:]} == {"val", "target"}
 
 
 def test_same_seed_is_deterministic_other_seed_differs(cache, tmp_path):
     a = run_protocol(make_cfg(cache, tmp_path / "a"), progress=False, echo=lambda *_: None)[0]
     b = run_protocol(make_cfg(cache, tmp_path / "b"), progress=False, echo=lambda *_: None)[0]
     c = run_protocol(make_cfg(cache, tmp_path / "c"), seeds=[1], progress=False, echo=lambda *_: None)[0]
-    assert a["metrics"] == b["metrics"]
-    assert a["curve"] == b["curve"]
-    assert c["seed"] == 1 and c["curve"] != a["curve"]
-    assert a["config_hash"] == c["config_hash"]  # seeds of one setting share a leaderboard row
+    assert (a.val, a.target) == (b.val, b.target)
+    assert a.curve == b.curve
+    assert c.seed == 1 and c.curve != a.curve
+    assert run_key(a) == run_key(c)  # seeds of one setting share a leaderboard row
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, monkeypatch):
@@ -95,17 +130,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, mo
                          echo=lambda *_: None)
 
     resumed = run_protocol(make_cfg(cache, tmp_path / "resumed"), resume=True, progress=False, echo=lambda *_: None)[0]
-    assert resumed["timings"]["resumed_from_step"] == 2
-    assert resumed["timings"]["steps_this_session"] == 2
-    assert resumed["metrics"] == full["metrics"]  # bit-identical continuation
+    assert resumed.timings["resumed_from_step"] == 2
+    assert resumed.timings["steps_this_session"] == 2
+    assert (resumed.val, resumed.target) == (full.val, full.target)  # bit-identical continuation
 
     # a complete record is kept as is on --resume
     again = run_protocol(make_cfg(cache, tmp_path / "resumed"), resume=True, progress=False, echo=lambda *_: None)[0]
-    assert again["created"] == resumed["created"]
+    assert again.created == resumed.created
     # ... but only for the same result-relevant config (the cache location is not one)
     again = run_protocol(make_cfg(cache, tmp_path / "resumed", f"data.cache_dir={cache}/."), resume=True,
                          progress=False, echo=lambda *_: None)[0]
-    assert again["created"] == resumed["created"]
+    assert again.created == resumed.created
     for resume in (True, False):
         with pytest.raises(FasbenchError, match=r"record\.json belongs to a run of another configuration.*trainer\.max_steps: 4 -> 5"):
             run_protocol(make_cfg(cache, tmp_path / "resumed", "trainer.max_steps=5"), resume=resume,
@@ -115,10 +150,22 @@ def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, mo
 def test_source_val_checkpoint_selection_is_recorded(cache, tmp_path):
     cfg = make_cfg(cache, tmp_path, "eval.checkpoint=source-val", "trainer.max_steps=6")
     rec = run_protocol(cfg, progress=False, echo=lambda *_: None)[0]
-    assert rec["checkpoint_selection"] == "source-val"
-    evs = {p["step"]: p["source-val/EER"] for p in rec["curve"]}
-    best = min(evs, key=lambda s: (evs[s], s))
-    assert rec["selected_step"] in evs and evs[rec["selected_step"]] == evs[best]
+    assert rec.selection.rule == "source-val" and rec.selection.metric == "val/EER"
+    assert rec.selection.data == "source-val" and not rec.selection.uses_target_labels
+    evs = {p["step"]: p["val/EER"] for p in rec.curve}
+    best = min(evs, key=lambda s: (evs[s], s))  # lowest source-val EER, earliest on ties
+    assert rec.selection.selected_step == best
+    assert rec.selection.candidates == [2, 4, 6]
+    # the reported val block is the selected checkpoint's
+    assert rec.val.metrics["EER"] == evs[best]
+
+
+def test_selection_on_a_higher_is_better_metric(cache, tmp_path):
+    cfg = make_cfg(cache, tmp_path, "eval.checkpoint=source-val", "eval.selection_metric=AUC", "trainer.max_steps=6")
+    rec = run_protocol(cfg, progress=False, echo=lambda *_: None)[0]
+    aucs = {p["step"]: p["val/AUC"] for p in rec.curve}
+    best = min(aucs, key=lambda s: (-aucs[s], s))
+    assert rec.selection.metric == "val/AUC" and rec.selection.selected_step == best
 
 
 def test_bad_inputs_are_clear_errors(cache, tmp_path):
@@ -132,6 +179,12 @@ def test_bad_inputs_are_clear_errors(cache, tmp_path):
     cfg = make_cfg(cache, tmp_path, "trainer.batch_size=3")
     with pytest.raises(FasbenchError, match="batch_size=3 is smaller than the 4"):
         run_protocol(cfg, progress=False, echo=lambda *_: None)
+    with pytest.raises(FasbenchError, match=r"unknown metric 'HTRE'; did you mean 'HTER'"):
+        run_protocol(make_cfg(cache, tmp_path, "eval.metrics=[HTRE,AUC]"), progress=False, echo=lambda *_: None)
+    with pytest.raises(FasbenchError, match=r"unknown metric 'EERR'"):
+        run_protocol(make_cfg(cache, tmp_path, "eval.selection_metric=EERR"), progress=False, echo=lambda *_: None)
+    with pytest.raises(FasbenchError, match=r"trainer\.max_steps='abc'; it must be a whole number"):
+        run_protocol(make_cfg(cache, tmp_path, "trainer.max_steps=abc"), progress=False, echo=lambda *_: None)
 
 
 def test_balanced_sampler_and_stateless_resume():
@@ -176,4 +229,4 @@ def test_frame_dataset_gathers_batches(cache):
 def test_dataloader_workers_give_the_same_run(cache, tmp_path):
     a = run_protocol(make_cfg(cache, tmp_path / "w0"), progress=False, echo=lambda *_: None)[0]
     b = run_protocol(make_cfg(cache, tmp_path / "w1", "trainer.num_workers=1"), progress=False, echo=lambda *_: None)[0]
-    assert a["metrics"] == b["metrics"]
+    assert (a.val, a.target) == (b.val, b.target)

@@ -1,4 +1,11 @@
-"""``fasbench score``: metrics for a score file written by any codebase.
+"""``fasbench score``: metrics for a score file written by any codebase, or a run re-scored.
+
+``fasbench score RUN_DIR`` (a run directory, or its ``record.json``) recomputes the record's
+``val`` and ``target`` blocks from the ``scores.csv.gz`` beside it (after checking its sha256)
+with the record's own metric list, threshold rule, video averaging and bootstrap settings,
+compares them with the record exactly, and exits 1 when anything differs.
+
+For a score file:
 
 The CSV needs the columns ``score`` (live probability or live-ness score, higher = more
 live) and ``label`` (1 = live, 0 = spoof); ``attack`` (attack type, used for the
@@ -32,7 +39,8 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scores", metavar="SCORES.csv", help="CSV with columns score,label[,attack,video]")
+    p.add_argument("scores", metavar="SCORES.csv|RUN_DIR",
+                   help="CSV with columns score,label[,attack,video], or a run directory to re-score from its scores.csv.gz")
     p.add_argument(
         "--dev",
         metavar="DEV.csv",
@@ -41,6 +49,8 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--ssdg", action="store_true", help="use SSDG-CVPR2020's threshold rule and EER")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metric names (default: the built-ins; `fasbench ls metrics`)")
     p.add_argument(
         "--frame-level",
         action="store_true",
@@ -148,16 +158,22 @@ def _threshold(s: Any, ssdg: bool, where: str) -> float:
         raise FasbenchError(f"{where}: {exc}") from None
 
 
-def _fmt(key: str, value: float) -> str:
+def _fmt(key: str, value: float | None) -> str:
+    if value is None:
+        return "—"
     if key == "threshold":
         return f"{value:.6g}"
     return "nan" if math.isnan(value) else f"{value:.2f}"
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``fasbench score``; returns the exit code (0)."""
-    from fasbench.metrics import compute_metrics
+    """Run ``fasbench score``; returns the exit code (0; 1 when a run does not reproduce)."""
+    from fasbench.metrics import DEFAULT_METRICS, compute_metrics, resolve_metrics
 
+    path = Path(args.scores)
+    if path.is_dir() or path.name == "record.json":
+        return score_run(path, as_json=args.json)
+    names = resolve_metrics(args.metrics or list(DEFAULT_METRICS))
     original, target = _prepare(args.scores, args.frame_level)
     if args.dev is not None:
         _, dev = _prepare(args.dev, args.frame_level)
@@ -167,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         thr = _threshold(target, args.ssdg, args.scores)
         policy = "target-eer"
     try:
-        metrics = compute_metrics(target, thr, ssdg=args.ssdg)
+        metrics = {**compute_metrics(target, thr, names, ssdg=args.ssdg), "threshold": thr}
     except FasbenchError as exc:
         raise FasbenchError(f"{args.scores}: {exc}") from None
 
@@ -190,4 +206,106 @@ def main(args: argparse.Namespace) -> int:
     print(tabulate(rows, headers=["metric", "value"], colalign=("left", "right"),
                    disable_numparse=True))
     print("(all values in percent except the threshold, which is on the score scale)")
+    return 0
+
+
+# --------------------------------------------------------------------------- a run re-scored
+
+
+def read_run_scores(rec: Any) -> tuple[Any, Any]:
+    """``(val, target)`` frame-level ScoreSets from a record's ``scores.csv.gz``, in the order the
+    run scored them, after checking the file's sha256 against the record."""
+    import hashlib
+    import io
+    import gzip
+
+    import numpy as np
+    import pandas as pd
+
+    from fasbench.metrics import ScoreSet
+
+    if rec.scores is None:
+        raise FasbenchError(f"{rec.source}: this record names no scores file; re-run the task with this fasbench")
+    path = Path(rec.source).parent / rec.scores.file
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise FasbenchError(f"{path}: cannot be read ({exc.strerror or exc}); the record {rec.source} needs it") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != rec.scores.sha256:
+        raise FasbenchError(
+            f"{path}: sha256 {digest[:12]}... does not match the record's {rec.scores.sha256[:12]}...; "
+            "the scores were changed after the run (re-run the task to get a consistent pair)"
+        )
+    df = pd.read_csv(io.BytesIO(gzip.decompress(blob)), dtype={"split": str, "video": str, "attack": str},
+                     keep_default_na=False, float_precision="round_trip")
+    out = []
+    for split in ("val", "target"):
+        d = df[df["split"] == split]
+        if not len(d):
+            raise FasbenchError(f"{path}: no rows of split {split!r}")
+        out.append(ScoreSet(d["score"].to_numpy(np.float64), d["label"].to_numpy(np.int64),
+                            d["attack"].to_numpy(object), d["video"].to_numpy(object)))
+    return out[0], out[1]
+
+
+def rescore(rec: Any) -> dict[str, Any]:
+    """The record's ``val`` and ``target`` blocks recomputed from its scores file."""
+    from fasbench.metrics import evaluate, resolve_metrics
+
+    val, target = read_run_scores(rec)
+    e = rec.config.get("eval", {})
+    ci = rec.val.ci_method or {}
+    return evaluate(val, target, resolve_metrics(rec.metric_names), ssdg=bool(e.get("ssdg", False)),
+                    video_level=bool(e.get("video_level", True)), n_boot=int(ci.get("resamples", 0)),
+                    level=float(ci.get("level", 95.0)), seed=int(ci.get("seed", rec.seed)))
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in dict.fromkeys([*a, *b]):
+            out += _differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{where}.{k}" if where else k)
+        return out
+    return [] if a == b else [f"{where}: record {a!r}, recomputed {b!r}"]
+
+
+def score_run(path: Path, as_json: bool = False) -> int:
+    from tabulate import tabulate
+
+    from fasbench.records import read_record
+
+    rec_path = path / "record.json" if path.is_dir() else path
+    if not rec_path.exists():
+        raise FasbenchError(f"{path}: no record.json there; give a run directory written by `fasbench run`")
+    rec = read_record(rec_path)
+    got = rescore(rec)
+    stored = {"val": rec.val.model_dump(mode="json"),
+              "target": {p: b.model_dump(mode="json") for p, b in rec.target.items()}}
+    recomputed = json.loads(json.dumps(got))
+    recomputed["val"] = rec.val.model_validate(recomputed["val"]).model_dump(mode="json")
+    recomputed["target"] = {p: rec.val.model_validate(b).model_dump(mode="json") for p, b in recomputed["target"].items()}
+    diffs = _differences(stored, recomputed)
+    if as_json:
+        print(json.dumps({"record": str(rec_path), "reproduced": not diffs, "differences": diffs, **recomputed}, indent=2))
+        return 0 if not diffs else 1
+    names = list(dict.fromkeys([*rec.val.metrics, *[k for b in rec.target.values() for k in b.metrics]]))
+    blocks = [("val (source data)", recomputed["val"])] + [(f"target, {p}", b) for p, b in recomputed["target"].items()]
+    rows = []
+    for name in names:
+        row = [name]
+        for _, b in blocks:
+            v, ci = b["metrics"].get(name), b.get("ci", {}).get(name)
+            row.append(_fmt(name, v) + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else ""))
+        rows.append(row)
+    rows.append(["threshold"] + [_fmt("threshold", b["threshold"]) for _, b in blocks])
+    rows.append(["videos (live/spoof)"] + [f"{b['n_videos']} ({b['n_live']}/{b['n_spoof']})" for _, b in blocks])
+    print(f"run: {rec_path.parent}  ({rec.method}, {rec.protocol} {rec.task.name}, seed {rec.seed})")
+    print(f"scores: {rec.scores.file} (sha256 {rec.scores.sha256[:12]}..., {rec.scores.rows} frames) -- checked")
+    print(tabulate(rows, headers=["metric"] + [t for t, _ in blocks], disable_numparse=True))
+    print("(percent, [95% bootstrap CI over videos]; thresholds on the score scale)")
+    if diffs:
+        print(f"does NOT reproduce {rec_path}: {len(diffs)} value(s) differ, e.g. {diffs[0]}")
+        return 1
+    print(f"reproduces every number of {rec_path} exactly")
     return 0

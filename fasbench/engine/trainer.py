@@ -552,7 +552,7 @@ def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) 
             "label": s.labels, "attack": s.attacks, "score": s.scores,
         }, columns=list(SCORE_COLUMNS)))
     df = pd.concat(parts, ignore_index=True)
-    text = df.to_csv(index=False, lineterminator="\n", float_format=repr)
+    text = df.to_csv(index=False, lineterminator="\n", float_format=lambda v: repr(float(v)))
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
         gz.write(text.encode("utf-8"))
