@@ -407,15 +407,7 @@ def tpr_at_fpr(scores: Any, labels: Any, fpr: float) -> float:
 
 def far_frr(scores: Any, labels: Any, threshold: float) -> tuple[float, float]:
     """``(FAR, FRR)`` fractions at ``threshold`` (accept if score >= threshold)."""
-    s, y = _check_pair(scores, labels)
-    live = y == 1
-    n_live = int(live.sum())
-    n_spoof = y.shape[0] - n_live
-    _need_both(n_live, n_spoof, "FAR/FRR")
-    accepted = s >= threshold
-    fa = int(np.count_nonzero(accepted & ~live))
-    fr = n_live - int(np.count_nonzero(accepted & live))
-    return fa / n_spoof, fr / n_live
+    return ScoreSet(scores, labels).rates(threshold)
 
 
 def apcer_per_attack(

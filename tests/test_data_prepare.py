@@ -116,7 +116,8 @@ def test_run_mico_on_real_data(run_cli, fake_roots, tmp_path):  # noqa: F811
     assert {d["identity"]["datasets"][L]["dataset"] for L in "MCIO"} == {"msu_mfsd", "casia_fasd", "replay_attack", "oulu_npu"}
     # sources O, C, I: devel of I and O left out; source-val = whole held-out subjects
     assert d["frames"]["source_train"] + d["frames"]["source_val"] == 2 * (10 + 8 + 10)
-    assert rec["metrics"]["source-val"]["n_videos"] == 15
+    assert rec["target"]["source-val-threshold"]["n_videos"] == 15
+    assert rec["val"]["data"] == "source-val" and rec["val"]["n_videos"] > 0
 
 
 
@@ -130,8 +131,8 @@ def test_run_oulu_protocol_1(run_cli, fake_roots, tmp_path):  # noqa: F811
     rec = _record(out, "P1")
     assert rec["task"]["name"] == "O->O[P1]"
     assert rec["data"]["frames"] == {"source_train": 10, "source_val": 10, "target": 10}  # the list files' videos
-    m = rec["metrics"]["source-val"]  # Dev threshold applied to Test
-    assert {"APCER", "BPCER", "ACER"} <= set(m) and m["n_videos"] == 5
+    m = rec["target"]["source-val-threshold"]  # Dev threshold applied to Test
+    assert {"APCER", "BPCER", "ACER"} <= set(m["metrics"]) and m["n_videos"] == 5
 
 
 def test_cross_attack_on_the_synthetic_world(run_cli, tmp_path):
@@ -144,5 +145,5 @@ def test_cross_attack_on_the_synthetic_world(run_cli, tmp_path):
     for p in out.rglob("record.json"):
         rec = json.loads(p.read_text())
         held = rec["task"]["name"].split("unseen-")[1].rstrip("]")
-        apcer = [k for k in rec["metrics"]["target-eer"] if k.startswith("APCER/")]
+        apcer = [k for k in rec["target"]["target-eer-threshold"]["metrics"] if k.startswith("APCER/")]
         assert apcer == [f"APCER/{held}"]  # the only attack type tested is the held-out one

@@ -7,6 +7,10 @@
 """
 from __future__ import annotations
 
+import gzip
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -88,3 +92,57 @@ def test_oracle_selection_is_labelled(cache, tmp_path):
     assert rec.selection.data == "target"
     best = min(rec.curve, key=lambda p: p["target/HTER@target-eer-threshold"])
     assert rec.selection.selected_step == best["step"]
+
+
+# --------------------------------------------------------------------------- scores kept, rescored
+
+
+@pytest.fixture(scope="module")
+def one_run(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one-run")
+    rec = run_protocol(_cfg(cache, out, "MC->I", "eval.checkpoint=last", "eval.bootstrap=200"),
+                       progress=False, echo=lambda *_: None)[0]
+    return rec, out / "MC_to_I" / "erm" / "MC_to_I" / "seed0"
+
+
+def test_score_run_dir_reproduces_the_record_exactly(one_run, run_cli):
+    rec, rdir = one_run
+    proc = run_cli("score", rdir, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["reproduced"] is True and out["differences"] == []
+    assert out["target"]["source-val-threshold"]["metrics"] == rec.target["source-val-threshold"].metrics
+    assert out["val"]["ci"] == rec.val.ci  # the bootstrap too: same seed, same resamples
+    table = run_cli("score", rdir / "record.json")
+    assert table.returncode == 0 and "reproduces every number of" in table.stdout
+    assert "target, source-val-threshold" in table.stdout and "val (source data)" in table.stdout
+
+
+def test_score_run_dir_refuses_changed_scores_and_reports_changed_records(one_run, run_cli, one_line_error, tmp_path):
+    _, rdir = one_run
+    copy = tmp_path / "run"
+    shutil.copytree(rdir, copy, ignore=shutil.ignore_patterns("checkpoint"))
+    blob = gzip.decompress((copy / "scores.csv.gz").read_bytes()).decode()
+    (copy / "scores.csv.gz").write_bytes(gzip.compress(blob.replace(",0.", ",0.1", 1).encode()))
+    line = one_line_error(run_cli("score", copy))
+    assert "scores.csv.gz: sha256" in line and "does not match the record" in line
+
+    shutil.copyfile(rdir / "scores.csv.gz", copy / "scores.csv.gz")
+    rec = json.loads((copy / "record.json").read_text())
+    rec["target"]["source-val-threshold"]["metrics"]["HTER"] -= 1.0  # a hand-edited number
+    (copy / "record.json").write_text(json.dumps(rec))
+    proc = run_cli("score", copy)
+    assert proc.returncode == 1 and "does NOT reproduce" in proc.stdout
+    assert "target.source-val-threshold.metrics.HTER" in proc.stdout
+
+
+def test_resume_refuses_a_checkpoint_of_another_component_version(cache, tmp_path, monkeypatch):
+    from fasbench.errors import FasbenchError
+
+    cfg = _cfg(cache, tmp_path, "MC->I", "eval.checkpoint=last")
+    run_protocol(cfg, progress=False, echo=lambda *_: None)
+    entry = plugins.registry("methods").get("erm")
+    monkeypatch.setattr(entry, "version", entry.version + 1)
+    with pytest.raises(FasbenchError, match=r"record\.json belongs to another run \(method: erm@1 -> erm@2"):
+        run_protocol(_cfg(cache, tmp_path, "MC->I", "eval.checkpoint=last"), resume=True, progress=False,
+                     echo=lambda *_: None)

@@ -20,12 +20,14 @@ from fasbench.commands.score import add_parser
 from fasbench.errors import FasbenchError
 from fasbench.metrics import (
     BUILTIN_METRICS,
-    METRIC_KEYS,
+    DEFAULT_METRICS,
     ScoreSet,
     auc,
+    far_frr,
     compute_metrics,
     eer,
-    policy_metrics,
+    evaluate,
+    bootstrap_ci,
     roc,
     ssdg_eer,
     ssdg_eer_states,
@@ -73,7 +75,6 @@ def test_compute_metrics_hand_computed():
     assert m["APCER/mask"] == pytest.approx(0.0)  # 0.5 < 0.55
     assert m["APCER"] == pytest.approx(50.0)  # worst attack type
     assert m["ACER"] == pytest.approx(37.5)
-    assert m["threshold"] == 0.55
     # EER: at thr 0.6 FAR 2/6 FRR 1/4, at 0.7 FAR 1/6 FRR 1/4: |diff| ties at 1/12;
     # the tie goes to the smaller FAR + FRR -> thr 0.7, EER = (1/6 + 1/4) / 2 = 5/24
     assert m["EER"] == pytest.approx(100 * 5 / 24)
@@ -82,8 +83,8 @@ def test_compute_metrics_hand_computed():
     # FPR 0 first reached at thr 0.8 where 2 of 4 lives pass
     assert m["TPR@FPR=1%"] == pytest.approx(50.0)
     assert m["TPR@FPR=0.1%"] == pytest.approx(50.0)
-    assert set(METRIC_KEYS) <= set(m)
-    assert set(m) - set(METRIC_KEYS) == {"APCER/print", "APCER/replay", "APCER/mask"}
+    assert list(m)[:len(DEFAULT_METRICS) - 2] == list(DEFAULT_METRICS[:-2])  # in the order asked for
+    assert set(m) - set(DEFAULT_METRICS) == {"APCER/print", "APCER/replay", "APCER/mask"}
     assert all(isinstance(v, float) for v in m.values())
 
 
@@ -102,12 +103,31 @@ def test_apcer_without_attacks_is_far():
     assert not any(k.startswith("APCER/") for k in m)
 
 
-def test_builtin_metrics_match_compute_metrics():
+def test_builtin_metrics_match_compute_metrics_and_the_functional_api():
     s = case_a()
     m = compute_metrics(s, 0.55)
-    assert set(BUILTIN_METRICS) == set(METRIC_KEYS) - {"threshold"}
-    for name, fn in BUILTIN_METRICS.items():
-        assert fn(s, 0.55) == pytest.approx(m[name]), name
+    assert tuple(BUILTIN_METRICS) == DEFAULT_METRICS
+    for name, (fn, _, _) in BUILTIN_METRICS.items():
+        assert fn(s, 0.55) == m[name], name
+    far, frr = far_frr(s.scores, s.labels, 0.55)
+    assert m["HTER"] == 100 * (far + frr) / 2 and m["BPCER"] == 100 * frr
+    assert m["EER"] == 100 * eer(s.scores, s.labels)[0] and m["AUC"] == 100 * auc(s.scores, s.labels)
+    assert m["TPR@FPR=1%"] == 100 * tpr_at_fpr(s.scores, s.labels, 0.01)
+
+
+def test_only_the_named_metrics_are_computed():
+    m = compute_metrics(case_a(), 0.55, ["AUC", "HTER"])
+    assert list(m) == ["AUC", "HTER"]
+    with pytest.raises(FasbenchError, match=r"unknown metric 'AUCC'; did you mean 'AUC'"):
+        compute_metrics(case_a(), 0.55, ["AUCC"])
+
+
+@pytest.mark.parametrize("t", [-1.0, 0.0, 0.3, 0.5, 0.55, 0.7, 0.75, 0.9, 0.95, 2.0])
+def test_rates_from_the_curve_match_a_direct_count(t):
+    s = case_a()
+    live = s.labels == 1
+    direct = (np.mean(s.scores[~live] >= t), np.mean(s.scores[live] < t))
+    assert s.rates(t) == far_frr(s.scores, s.labels, t) == pytest.approx(direct, abs=0)
 
 
 def test_accept_at_equal_score():
@@ -311,8 +331,8 @@ def test_scoreset_validation(scores, labels, videos, match):
 @pytest.mark.parametrize("label", [0, 1])
 def test_degenerate_single_class(label):
     s = ScoreSet(np.array([0.1, 0.5, 0.9]), np.array([label] * 3))
-    for fn in (lambda: compute_metrics(s, 0.5), lambda: eer(s.scores, s.labels),
-               lambda: auc(s.scores, s.labels), lambda: policy_metrics(s)):
+    for fn in (lambda: s.rates(0.5), lambda: eer(s.scores, s.labels),
+               lambda: auc(s.scores, s.labels), lambda: evaluate(s, s)):
         with pytest.raises(FasbenchError, match="both live and spoof"):
             fn()
 
@@ -320,30 +340,43 @@ def test_degenerate_single_class(label):
 # --------------------------------------------------------------------------------------
 # threshold policies
 # --------------------------------------------------------------------------------------
-def test_policy_metrics_source_val_vs_target_eer():
+def test_evaluate_names_every_block_by_its_data():
     target = case_a()
     # source-val: lives 0.9, 0.8 / spoofs 0.2, 0.3 -> EER 0 at threshold 0.8
     source_val = ScoreSet(np.array([0.9, 0.8, 0.2, 0.3]), np.array([1, 1, 0, 0]))
-    out = policy_metrics(target, source_val)
-    assert list(out) == ["source-val", "target-eer"]
-    sv, te = out["source-val"], out["target-eer"]
-    assert sv["threshold"] == 0.8
-    # on the target at 0.8: lives 0.4 and 0.7 rejected, no spoof accepted
-    assert sv["BPCER"] == pytest.approx(50.0)
-    assert sv["APCER"] == pytest.approx(0.0)
-    assert sv["HTER"] == pytest.approx(25.0)
-    assert te["threshold"] == 0.7
-    assert te["HTER"] == pytest.approx(100 * 5 / 24)
+    out = evaluate(source_val, target)
+    assert list(out) == ["val", "target"]
+    assert list(out["target"]) == ["source-val-threshold", "target-eer-threshold"]
+    val, sv, te = out["val"], out["target"]["source-val-threshold"], out["target"]["target-eer-threshold"]
+    # the val block is the source-val split's own: perfect separation
+    assert (val["data"], val["threshold_from"], val["threshold"]) == ("source-val", "source-val", 0.8)
+    assert val["metrics"]["EER"] == 0.0 and val["metrics"]["AUC"] == 100.0 and val["metrics"]["HTER"] == 0.0
+    assert (val["n_videos"], val["n_live"], val["n_spoof"]) == (4, 2, 2)
+    # the target at the source-val threshold 0.8: lives 0.4 and 0.7 rejected, no spoof accepted
+    assert (sv["data"], sv["threshold_from"], sv["threshold"]) == ("target", "source-val", 0.8)
+    assert sv["metrics"]["BPCER"] == pytest.approx(50.0)
+    assert sv["metrics"]["APCER"] == pytest.approx(0.0)
+    assert sv["metrics"]["HTER"] == pytest.approx(25.0)
+    assert (te["data"], te["threshold_from"], te["threshold"]) == ("target", "target", 0.7)
+    assert te["metrics"]["HTER"] == pytest.approx(100 * 5 / 24)
     # threshold-free metrics agree between policies
     for k in ("EER", "AUC", "TPR@FPR=1%"):
-        assert sv[k] == te[k]
+        assert sv["metrics"][k] == te["metrics"][k]
     for d in (sv, te):
         assert (d["n_videos"], d["n_live"], d["n_spoof"]) == (10, 4, 6)
         assert all(isinstance(d[k], int) for k in ("n_videos", "n_live", "n_spoof"))
-    assert list(policy_metrics(target)) == ["target-eer"]
+    assert list(evaluate(source_val, None)) == ["val"]
 
 
-def test_policy_metrics_video_level_and_ssdg():
+def test_val_block_ignores_the_target():
+    rng = np.random.default_rng(3)
+    val = ScoreSet(rng.random(40), np.arange(40) % 2)
+    a = evaluate(val, ScoreSet(rng.random(30), np.arange(30) % 2), n_boot=50)
+    b = evaluate(val, ScoreSet(rng.random(50), 1 - np.arange(50) % 2), n_boot=50)
+    assert a["val"] == b["val"]
+
+
+def test_evaluate_video_level_and_ssdg():
     rng = np.random.default_rng(40)
     n_videos, frames = 60, 5
     vid_label = rng.integers(0, 2, n_videos)
@@ -353,20 +386,44 @@ def test_policy_metrics_video_level_and_ssdg():
     target = ScoreSet(scores, labels, videos=videos)
     per_video_means = scores.reshape(n_videos, frames).mean(axis=1)
 
-    out = policy_metrics(target)["target-eer"]
-    assert out["n_videos"] == n_videos
+    out = evaluate(target, target)["target"]["target-eer-threshold"]
+    assert out["n_videos"] == n_videos and out["level"] == "video"
     assert out["n_live"] + out["n_spoof"] == n_videos
-    assert out["AUC"] == pytest.approx(100 * roc_auc_score(vid_label, per_video_means))
-    frame = policy_metrics(target, video_level=False)["target-eer"]
-    assert frame["n_live"] + frame["n_spoof"] == n_videos * frames
-    assert frame["AUC"] == pytest.approx(100 * roc_auc_score(labels, scores))
+    assert out["metrics"]["AUC"] == pytest.approx(100 * roc_auc_score(vid_label, per_video_means))
+    frame = evaluate(target, target, video_level=False)["target"]["target-eer-threshold"]
+    assert frame["n_live"] + frame["n_spoof"] == n_videos * frames and frame["level"] == "frame"
+    assert frame["metrics"]["AUC"] == pytest.approx(100 * roc_auc_score(labels, scores))
 
-    ssdg = policy_metrics(target, target, ssdg=True)
+    ssdg = evaluate(target, target, ssdg=True)
     ref_eer, ref_thr, _, _ = loop_ssdg_eer_states(per_video_means, vid_label, 10000)
-    for key in ("source-val", "target-eer"):
-        assert ssdg[key]["threshold"] == ref_thr
-        assert ssdg[key]["EER"] == pytest.approx(100 * ref_eer)
-        assert ssdg[key]["HTER"] == pytest.approx(100 * loop_ssdg_hter(per_video_means, vid_label, ref_thr))
+    for block in (ssdg["val"], *ssdg["target"].values()):
+        assert block["threshold"] == ref_thr
+        assert block["metrics"]["EER"] == pytest.approx(100 * ref_eer)
+        assert block["metrics"]["HTER"] == pytest.approx(100 * loop_ssdg_hter(per_video_means, vid_label, ref_thr))
+
+
+def test_bootstrap_ci_is_stratified_deterministic_and_covers():
+    rng = np.random.default_rng(5)
+    n = 400
+    labels = np.arange(n) % 2
+    scores = rng.normal(size=n) + 1.5 * labels
+    s = ScoreSet(scores, labels)
+    thr = 0.75
+    a = bootstrap_ci(s, ["HTER", "AUC"], thr, n_boot=500, seed=1)
+    assert a == bootstrap_ci(s, ["HTER", "AUC"], thr, n_boot=500, seed=1)
+    assert a != bootstrap_ci(s, ["HTER", "AUC"], thr, n_boot=500, seed=2)
+    point = compute_metrics(s, thr, ["HTER", "AUC"])
+    for name in ("HTER", "AUC"):
+        lo, hi = a[name]
+        assert lo < point[name] < hi
+    # the normal approximation of a fixed-threshold HTER: sd = sqrt(sum p(1-p)/n_class) / 2
+    far, frr = s.rates(thr)
+    sd = 100 * np.sqrt(far * (1 - far) / 200 + frr * (1 - frr) / 200) / 2
+    assert (a["HTER"][1] - a["HTER"][0]) / 2 == pytest.approx(1.96 * sd, rel=0.2)
+    # a threshold re-chosen per resample (target-eer policy) is allowed too
+    b = bootstrap_ci(s, ["HTER"], None, n_boot=200, seed=1)
+    assert b["HTER"][0] < compute_metrics(s, eer(scores, labels)[1], ["HTER"])["HTER"] < b["HTER"][1]
+    assert bootstrap_ci(s, ["HTER"], thr, n_boot=0) == {}
 
 
 def test_import_is_numpy_only():
@@ -419,7 +476,7 @@ def test_score_json_target_eer(cli, tmp_path, capsys):
     assert out["HTER"] == pytest.approx(100 * 5 / 24)
     assert out["APCER"] == pytest.approx(100 / 3)  # at 0.7 only replay 0.75 passes: 1 of 3
     assert out["APCER/print"] == 0.0
-    assert set(out) == set(METRIC_KEYS) | {"policy", "APCER/print", "APCER/replay", "APCER/mask"}
+    assert set(out) == set(DEFAULT_METRICS) | {"policy", "threshold", "APCER/print", "APCER/replay", "APCER/mask"}
 
 
 def test_score_dev_and_table(cli, tmp_path, capsys):

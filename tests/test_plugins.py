@@ -33,6 +33,18 @@ from fasbench.hookspecs import hookimpl
 def register_methods(register):
     register("throwaway-erm", "fasbench_throwaway.method:Throwaway", version=2,
              description="ERM with a scaled loss (test plugin)", config={"scale": 1.0})
+
+
+@hookimpl
+def register_metrics(register):
+    # a plugin metric: computed only when a run names it in eval.metrics
+    register("spoof-mean", "fasbench_throwaway.metric:spoof_mean", version=1, uses_threshold=False,
+             higher_is_better=False, description="mean score of the spoof presentations, in percent")
+'''
+
+THROWAWAY_METRIC = '''
+def spoof_mean(s, threshold):
+    return 100.0 * float(s.scores[s.labels == 0].mean())
 '''
 
 THROWAWAY_METHOD = '''
@@ -261,6 +273,7 @@ def _write_throwaway(root: Path) -> Path:
     (src / "fasbench_throwaway" / "__init__.py").write_text("")
     (src / "fasbench_throwaway" / "plugin.py").write_text(THROWAWAY_PLUGIN)
     (src / "fasbench_throwaway" / "method.py").write_text(THROWAWAY_METHOD)
+    (src / "fasbench_throwaway" / "metric.py").write_text(THROWAWAY_METRIC)
     return src
 
 
@@ -287,7 +300,7 @@ def runs(installed, cli_env, tmp_path_factory) -> dict[str, tuple[subprocess.Com
     """``fasbench run`` of each installed method on a tiny world (both at once: one thread each)."""
     out = tmp_path_factory.mktemp("plugin-runs")
     jobs = {
-        "throwaway-erm": ["method.scale=0.5"],
+        "throwaway-erm": ["method.scale=0.5", "eval.metrics=[HTER,AUC,spoof-mean]"],
         "example-center-loss": ["method.center_weight=0.2"],
     }
     procs = {}
@@ -309,7 +322,7 @@ def test_installed_plugins_listed(installed, run_cli):
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["throwaway"] == {
         "name": "throwaway", "distribution": "fasbench-throwaway-plugin", "version": "0.3.0",
-        "module": "fasbench_throwaway.plugin", "hooks": ["register_methods"], "status": "loaded",
+        "module": "fasbench_throwaway.plugin", "hooks": ["register_methods", "register_metrics"], "status": "loaded",
     }
     assert rows["example"]["distribution"] == "fasbench-example-plugin"
     assert rows["example"]["version"] == "0.1.0" and rows["example"]["hooks"] == ["register_methods"]
@@ -350,10 +363,47 @@ def test_installed_method_runs(runs, method, plugin, dist, dist_version, version
     assert rec["components"]["method"] == {"name": method, "version": version, "plugin": plugin}
     assert rec["versions"]["plugins"][dist] == dist_version
     assert rec["config"]["method"] == {"name": method, **cfg}  # registered defaults + override
-    for policy in ("source-val", "target-eer"):
+    for block in (rec["val"], *rec["target"].values()):
         for key in ("HTER", "AUC"):
-            assert 0 <= rec["metrics"][policy][key] <= 100
+            assert 0 <= block["metrics"][key] <= 100
     assert "MC->I" in proc.stdout
+
+
+def test_plugin_metric_reaches_record_score_and_leaderboard(runs, installed, run_cli, tmp_path):
+    """A metric registered by a plugin and named in eval.metrics is computed into the record (val and
+    target blocks, with its CI), recomputed by `fasbench score RUN_DIR`, and becomes leaderboard columns."""
+    import gzip
+
+    import numpy as np
+    import pandas as pd
+
+    proc, out = runs["throwaway-erm"]
+    assert proc.returncode == 0, proc.stderr
+    (path,) = out.rglob("record.json")
+    rec = json.loads(path.read_text())
+    assert rec["metric_names"] == ["HTER", "AUC", "spoof-mean"]
+    scores = pd.read_csv(path.parent / "scores.csv.gz", keep_default_na=False)
+    for split, block in (("val", rec["val"]), ("target", rec["target"]["source-val-threshold"])):
+        assert list(block["metrics"]) == ["HTER", "AUC", "spoof-mean"]
+        d = scores[scores["split"] == split]
+        per_video = d.groupby("video", sort=False).agg(score=("score", "mean"), label=("label", "first"))
+        expected = 100 * per_video.loc[per_video["label"] == 0, "score"].mean()
+        assert block["metrics"]["spoof-mean"] == pytest.approx(expected, rel=1e-12)
+        assert "spoof-mean" in block["ci"]
+    rescored = run_cli("score", path.parent, "--json", pythonpath=installed)
+    assert rescored.returncode == 0, rescored.stdout + rescored.stderr
+    assert json.loads(rescored.stdout)["reproduced"] is True
+    # without the plugin the metric cannot be recomputed: one clear line
+    bare = run_cli("score", path.parent, env={"FASBENCH_LOAD_PLUGINS": ""})
+    assert bare.returncode == 2 and "unknown metric 'spoof-mean'" in bare.stderr
+    board = tmp_path / "board"
+    lb = run_cli("leaderboard", "--runs", out, "--out", board, "--metrics", "HTER,spoof-mean", pythonpath=installed)
+    assert lb.returncode == 0, lb.stderr
+    csv = pd.read_csv(board / "MC_to_I.csv") if (board / "MC_to_I.csv").exists() else pd.read_csv(next(board.glob("*.csv")))
+    col = next(c for c in csv.columns if c.endswith("spoof-mean mean"))
+    assert np.isclose(csv[col].dropna().iloc[0], rec["target"]["source-val-threshold"]["metrics"]["spoof-mean"])
+    md = next(board.glob("*.md")).read_text()
+    assert "spoof-mean" in md
 
 
 def test_plugin_loading_is_lazy(installed, cli_env):

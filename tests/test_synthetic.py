@@ -111,8 +111,19 @@ def test_splits_disjoint_by_subject_and_subjects_per_domain(world):
     assert all(s.startswith(d + "-s") for s, d in zip(m["subject"], m["domain"]))
     counts = m.drop_duplicates("subject").groupby(["domain", "split"]).size().unstack()
     assert (counts["train"] == 2).all() and (counts["dev"] == 1).all() and (counts["test"] == 1).all()
-    # the demo default: 48 subjects -> 24 / 12 / 12
+    # without split counts: 50/25/25, e.g. 48 subjects -> 24 / 12 / 12
     assert synthetic._splits(48).count("train") == 24 and synthetic._splits(48).count("test") == 12
+    # the demo config: 200 subjects, 24 dev and 152 test -> 24 train (a large evaluation world)
+    demo = synthetic._splits(200, 24, 152)
+    assert (demo.count("train"), demo.count("dev"), demo.count("test")) == (24, 24, 152)
+    from fasbench import config
+
+    data = config.compose(["method=erm"]).data
+    assert (data.subjects, data.dev_subjects, data.test_subjects) == (200, 24, 152)
+    # split counts left unset keep a world's identity (and cache entry) as it was
+    assert "dev_subjects" not in synthetic.identity_of(SyntheticConfig())["config"]
+    assert synthetic.identity_of(SyntheticConfig(subjects=200, dev_subjects=24, test_subjects=152))["config"][
+        "test_subjects"] == 152
 
 
 def test_bad_config_is_a_clear_error():
@@ -120,6 +131,8 @@ def test_bad_config_is_a_clear_error():
         generate(SyntheticConfig(domains="MX"))
     with pytest.raises(FasbenchError, match="subjects"):
         generate(SyntheticConfig(subjects=2))
+    with pytest.raises(FasbenchError, match=r"subjects=96 with dev_subjects=24 and test_subjects=152 leaves -80 train"):
+        generate(SyntheticConfig(subjects=96, dev_subjects=24, test_subjects=152))
     with pytest.raises(FasbenchError, match="image_size"):
         generate(SyntheticConfig(image_size=8))
 
