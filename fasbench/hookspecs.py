@@ -56,7 +56,10 @@ def register_methods(register):
 
 @hookspec
 def register_metrics(register):
-    """Register metrics: ``fn(scores: ScoreSet, threshold: float) -> float`` (percent)."""
+    """Register metrics: ``fn(scores: ScoreSet, threshold: float) -> float`` (percent), with
+    ``uses_threshold=`` (False for rank metrics such as AUC) and ``higher_is_better=`` in the
+    registration. A run computes the metrics its ``eval.metrics`` names, on the source-val split
+    and on the target under each threshold policy (docs/evaluation.md)."""
 
 
 @hookspec

@@ -7,7 +7,7 @@ Conventions
 * A presentation is **accepted as live** when ``score >= threshold``.
 
 Error rates at a threshold ``t`` (the functional API returns fractions in [0, 1];
-:func:`compute_metrics`, :func:`policy_metrics` and :data:`BUILTIN_METRICS` report
+:func:`compute_metrics`, :func:`evaluate` and :data:`BUILTIN_METRICS` report
 **percent**, 0-100, except ``threshold`` itself and the ``n_*`` counts):
 
 * **FAR** (false acceptance rate, = FPR, = APCER over all attacks pooled):
@@ -48,7 +48,7 @@ Video level
 -----------
 :meth:`ScoreSet.per_video` averages the frame scores of each video (arithmetic mean) and
 keeps one label (which must be constant within the video) and one attack type per video;
-:func:`policy_metrics` does this first by default, as SSDG-style protocols do.
+:func:`evaluate` does this first by default, as SSDG-style protocols do.
 
 Metrics by name
 ---------------
@@ -499,17 +499,20 @@ def ssdg_hter(scores: Any, labels: Any, threshold: float) -> float:
 # the built-in metrics: fn(ScoreSet, threshold) -> percent, each formula once
 # --------------------------------------------------------------------------------------
 def _m_hter(s: ScoreSet, threshold: float) -> float:
+    """Half total error rate (FAR + FRR) / 2 at the threshold."""
     far, frr = s.rates(threshold)
     return 100.0 * (far + frr) / 2.0
 
 
 def _m_eer(s: ScoreSet, threshold: float) -> float:
+    """Equal error rate: (FAR + FRR) / 2 where FAR = FRR (threshold-free)."""
     c = s.curve()
     _need_both(c.n_live, c.n_spoof, "EER")
     return 100.0 * _eer_from_curve(c)[0]
 
 
 def _m_auc(s: ScoreSet, threshold: float) -> float:
+    """Area under the ROC curve, ties count one half (threshold-free)."""
     c = s.curve()
     _need_both(c.n_live, c.n_spoof, "AUC")
     return 100.0 * _auc_from_curve(c)
@@ -532,14 +535,17 @@ def _apcer(s: ScoreSet, threshold: float) -> float:
 
 
 def _m_apcer(s: ScoreSet, threshold: float) -> float:
+    """ISO/IEC 30107-3 APCER of the worst attack type at the threshold."""
     return 100.0 * _apcer(s, threshold)
 
 
 def _m_bpcer(s: ScoreSet, threshold: float) -> float:
+    """BPCER (= FRR): live presentations rejected at the threshold."""
     return 100.0 * s.rates(threshold)[1]
 
 
 def _m_acer(s: ScoreSet, threshold: float) -> float:
+    """(APCER + BPCER) / 2 at the threshold."""
     return 100.0 * (_apcer(s, threshold) + s.rates(threshold)[1]) / 2.0
 
 

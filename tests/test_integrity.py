@@ -146,3 +146,14 @@ def test_resume_refuses_a_checkpoint_of_another_component_version(cache, tmp_pat
     with pytest.raises(FasbenchError, match=r"record\.json belongs to another run \(method: erm@1 -> erm@2"):
         run_protocol(_cfg(cache, tmp_path, "MC->I", "eval.checkpoint=last"), resume=True, progress=False,
                      echo=lambda *_: None)
+
+
+def test_published_record_schema_is_current():
+    """docs/record.schema.json is the JSON Schema of RunRecord (regenerate it with the command in
+    docs/evaluation.md after changing the record type)."""
+    from pathlib import Path
+
+    from fasbench.records import json_schema
+
+    published = json.loads((Path(__file__).resolve().parents[1] / "docs" / "record.schema.json").read_text())
+    assert published == json.loads(json.dumps(json_schema()))
