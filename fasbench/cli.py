@@ -14,13 +14,14 @@ from fasbench.errors import FasbenchError
 
 
 def add_builtin_commands(subparsers) -> None:
-    from fasbench.commands import info, leaderboard, run, score
+    from fasbench.commands import compare, info, leaderboard, run, score
 
     run.add_parser(subparsers)
     run.add_validate_parser(subparsers)
     info.add_ls_parser(subparsers)
     info.add_plugins_parser(subparsers)
     leaderboard.add_parser(subparsers)
+    compare.add_parser(subparsers)
     score.add_parser(subparsers)
     from fasbench.commands import data as data_command; data_command.add_parser(subparsers)  # noqa: E702
     from fasbench.commands import weights as weights_command; weights_command.add_parser(subparsers)  # noqa: E702

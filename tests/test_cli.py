@@ -21,7 +21,7 @@ def tiny_world_args() -> list[str]:
 def test_help(run_cli):
     proc = run_cli("--help")
     assert proc.returncode == 0, proc.stderr
-    for command in ("run", "validate", "ls", "plugins", "leaderboard", "score"):
+    for command in ("run", "validate", "ls", "plugins", "leaderboard", "compare", "score"):
         assert command in proc.stdout
     assert proc.stderr == ""
 
@@ -38,7 +38,7 @@ def test_version(run_cli):
     assert proc.returncode == 0 and proc.stdout.strip() == f"fasbench {__version__}"
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "ls", "plugins"])
+@pytest.mark.parametrize("command", ["run", "validate", "ls", "plugins", "leaderboard", "compare"])
 def test_subcommand_help(run_cli, command):
     proc = run_cli(command, "--help")
     assert proc.returncode == 0 and f"usage: fasbench {command}" in proc.stdout

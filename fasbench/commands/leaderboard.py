@@ -1,18 +1,23 @@
 """``fasbench leaderboard``: tables built from the run records under a runs directory.
 
 Reads every ``record.json`` under ``--runs`` and writes, per protocol ``P``, ``P.md``
-(markdown), ``P.csv`` (numeric mean/std columns) and ``P.tex`` (LaTeX tabular) into
-``--out``.  HTER/AUC are percentages, mean ± sample std over seeds.  Runs that differ in
-any component version or in the data fingerprint form separate rows.  Malformed or
-unfinished records are skipped with a warning (``--strict``: malformed ones are errors);
-of a run repeated with the same seed, the newest record is kept.
+(markdown), ``P.csv`` (numeric columns: every metric the runs report) and ``P.tex`` (LaTeX
+tabular) into ``--out``, one block per threshold policy on the target.  Metrics are
+percentages; a cell reads ``mean ± std (±ci)``: mean and sample std over seeds, then the mean
+95% bootstrap CI half-width over target videos.  ``--metrics`` chooses the metrics of the
+markdown and LaTeX tables (default: HTER, AUC, TPR@FPR=1%).  One row per run setting (the
+run key: component versions and weights, data, precision, checkpoint selection, config);
+different settings are never averaged together.  Malformed or unfinished records are
+skipped with a warning (``--strict``: malformed ones are errors); of a run repeated with the
+same seed, the newest record is kept.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 from fasbench.errors import FasbenchError
 
@@ -31,9 +36,13 @@ def add_parser(subparsers: Any) -> None:
                    help="directory the tables are written to (default: leaderboard)")
     p.add_argument("--protocol", metavar="P", default=None,
                    help="only this protocol (default: every protocol found)")
+    p.add_argument("--metrics", metavar="M1,M2", default=None,
+                   help="comma-separated metrics the markdown and LaTeX tables show "
+                        "(default: HTER,AUC,TPR@FPR=1%%; the CSV has every metric)")
     p.add_argument("--reported", metavar="CSV", default=None,
                    help="paper-reported numbers (columns protocol,method,task,HTER,AUC,"
-                        "source,caveat), shown in a separate 'reported (not reproduced)' block")
+                        "source,caveat; optional TPR@FPR=1%%), shown apart as 'reported "
+                        "(not reproduced)' in every table")
     p.add_argument("--print", dest="print_tables", action="store_true",
                    help="also print the markdown tables")
     p.add_argument("--strict", action="store_true",
@@ -41,42 +50,55 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=main)
 
 
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Print each :class:`~fasbench.records.RecordWarning` raised inside as one ``warning: ...``
+    line on stderr (other warnings as usual), also when the body fails."""
+    from fasbench.records import RecordWarning
+
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecordWarning)
+            yield
+    finally:
+        # outside catch_warnings: showwarning is the real one again, not the recorder
+        for w in caught:
+            if issubclass(w.category, RecordWarning):
+                print(f"warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def main(args: argparse.Namespace) -> int:
-    from fasbench.leaderboard import write_leaderboard
-    from fasbench.records import RecordWarning, load_records
+    from fasbench.leaderboard import parse_metrics, write_leaderboard
+    from fasbench.records import load_records
 
     runs = getattr(args, "runs", "runs")
     out = getattr(args, "out", "leaderboard")
     protocol = getattr(args, "protocol", None)
     reported = getattr(args, "reported", None)
+    metrics = parse_metrics(getattr(args, "metrics", None))
     strict = bool(getattr(args, "strict", False))
     print_tables = bool(getattr(args, "print_tables", False) or getattr(args, "print", False))
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RecordWarning)
-        try:
-            records = load_records(runs, strict=strict)
-            if not records:
+    with warnings_to_stderr():
+        records = load_records(runs, strict=strict)
+        if not records:
+            raise FasbenchError(
+                f"no run records under {runs}; run `fasbench run METHOD --protocol P` "
+                "first, or point --runs at the directory that holds the runs "
+                "(it is searched for **/record.json)"
+            )
+        if protocol is not None:
+            found = sorted({r.protocol for r in records})
+            if protocol not in found:
                 raise FasbenchError(
-                    f"no run records under {runs}; run `fasbench run METHOD --protocol P` "
-                    "first, or point --runs at the directory that holds the runs "
-                    "(it is searched for **/record.json)"
+                    f"no run records for protocol {protocol!r} under {runs}; "
+                    f"protocols found: {', '.join(found)}"
                 )
-            if protocol is not None:
-                found = sorted({r["protocol"] for r in records})
-                if protocol not in found:
-                    raise FasbenchError(
-                        f"no run records for protocol {protocol!r} under {runs}; "
-                        f"protocols found: {', '.join(found)}"
-                    )
-                records = [r for r in records if r["protocol"] == protocol]
-            paths = write_leaderboard(records, out, reported=reported)
-        finally:
-            for w in caught:
-                if issubclass(w.category, RecordWarning):
-                    print(f"warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            records = [r for r in records if r.protocol == protocol]
+        paths = write_leaderboard(records, out, reported=reported, metrics=metrics)
 
     print(f"{len(records)} run record{'s' if len(records) != 1 else ''} from {runs}")
     for path in paths:

@@ -237,8 +237,10 @@ def read_run_scores(rec: Any) -> tuple[Any, Any]:
             f"{path}: sha256 {digest[:12]}... does not match the record's {rec.scores.sha256[:12]}...; "
             "the scores were changed after the run (re-run the task to get a consistent pair)"
         )
-    df = pd.read_csv(io.BytesIO(gzip.decompress(blob)), dtype={"split": str, "video": str, "attack": str},
-                     keep_default_na=False, float_precision="round_trip")
+    # scores as text, converted by Python's float(): the exact inverse of the repr they were written with
+    df = pd.read_csv(io.BytesIO(gzip.decompress(blob)), dtype={"split": str, "video": str, "attack": str, "score": str},
+                     keep_default_na=False)
+    df["score"] = np.fromiter((float(x) for x in df["score"]), dtype=np.float64, count=len(df))
     out = []
     for split in ("val", "target"):
         d = df[df["split"] == split]
