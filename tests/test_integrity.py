@@ -157,3 +157,19 @@ def test_published_record_schema_is_current():
 
     published = json.loads((Path(__file__).resolve().parents[1] / "docs" / "record.schema.json").read_text())
     assert published == json.loads(json.dumps(json_schema()))
+
+
+def test_run_cli_json_and_table_name_their_data(run_cli, tmp_path, one_line_error):
+    args = ["run", "erm", "--protocol", "MC->I", "--no-progress", "--out", tmp_path, *TINY_WORLD, "trainer=smoke",
+            "eval.bootstrap=50"]
+    proc = run_cli(*args, "--json", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (out,) = json.loads(proc.stdout)
+    assert out["task"] == "MC->I" and out["val"]["data"] == "source-val"
+    assert set(out["target"]) == {"source-val-threshold", "target-eer-threshold"}
+    assert out["target"]["source-val-threshold"]["threshold"] == out["val"]["threshold"]
+    table = run_cli(*args, "--resume", timeout=300)
+    assert table.returncode == 0 and "complete, kept" in table.stdout
+    assert "val EER% (source data)" in table.stdout and "target HTER% @source-val thr [95% CI]" in table.stdout
+    line = one_line_error(run_cli(*args, "eval.metrics=[HTRE,AUC]"))
+    assert "unknown metric 'HTRE'; did you mean 'HTER'" in line

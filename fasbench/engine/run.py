@@ -91,6 +91,10 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     """Run ``cfg.method`` on every task of ``cfg.protocol`` for every seed; return the records."""
     protocol, proto_entry = resolve_protocol(str(cfg.protocol))
     plugins.registry("methods").get(str(cfg.method.name))  # unknown names: fail before any work
+    from fasbench.metrics import resolve_metrics
+
+    resolve_metrics(cfg.eval.get("metrics") or None)
+    resolve_metrics([str(cfg.eval.get("selection_metric", "EER"))])
     tasks = _selected_tasks(protocol, cfg.get("tasks"))
     ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
 
