@@ -173,3 +173,28 @@ def test_run_cli_json_and_table_name_their_data(run_cli, tmp_path, one_line_erro
     assert "val EER% (source data)" in table.stdout and "target HTER% @source-val thr [95% CI]" in table.stdout
     line = one_line_error(run_cli(*args, "eval.metrics=[HTRE,AUC]"))
     assert "unknown metric 'HTRE'; did you mean 'HTER'" in line
+
+
+def test_evaluation_runs_in_float32_even_inside_autocast(cache):
+    """Training may run under autocast (bfloat16 on CUDA); scoring never does, so scores do not
+    tie through bfloat16 rounding. Checked on the CPU with a bfloat16 autocast around scoring."""
+    import torch
+
+    from fasbench.api import Context
+    from fasbench.data.loader import FrameDataset, Preprocess
+    from fasbench.engine.trainer import score_rows
+
+    cfg = _cfg(cache, "unused", "MC->I")
+    frames = plugins.registry("datasets").get("synthetic").build(cfg.data, progress=False)
+    torch.manual_seed(0)
+    method = plugins.registry("methods").get("erm").build(cfg.method, Context(cfg=cfg, domains=["M", "C"]))
+    rows = frames.select(["I"], ["train", "dev", "test"])
+    ds, pre, cpu = FrameDataset(frames, {"M": 0, "C": 1}), Preprocess(40, (0.5,) * 3, (0.25,) * 3), torch.device("cpu")
+    plain = score_rows(method, ds, frames, rows, pre, cpu, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = score_rows(method, ds, frames, rows, pre, cpu, 16)
+        with torch.no_grad():
+            rounded = method.predict(pre(ds.__getitems__(rows[:16].tolist())["image"], cpu, train=False))
+    assert np.array_equal(plain.scores, inside.scores)
+    assert len(np.unique(plain.scores)) == len(plain.scores)  # no ties among float32 scores
+    assert not np.array_equal(rounded.float().numpy(), plain.scores[:16])  # bfloat16 would have differed
