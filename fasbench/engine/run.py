@@ -158,20 +158,24 @@ def results_table(records: list) -> str:
         vals = [r.val.metrics.get("EER"), sv.metrics.get("HTER"), te.metrics.get("HTER"), te.metrics.get("AUC")]
         sums.append(vals)
         rows.append([r.task.name, r.seed, _num(vals[0]), _ci_cell(sv, "HTER"), _ci_cell(te, "HTER"),
-                     _ci_cell(te, "AUC"), sv.n_videos, r.timings.get("total_s")])
+                     _ci_cell(te, "AUC"), sv.n_videos, _secs(r.timings.get("total_s"))])
     if len(rows) > 1:
         avg = []
         for col in zip(*sums):
             present = [v for v in col if v is not None]
             avg.append(_num(sum(present) / len(present)) if present else "—")
         rows.append(["average", "", avg[0], avg[1], avg[2], avg[3], "",
-                     round(sum(r.timings.get("total_s") or 0 for r in records), 2)])
+                     _secs(sum(r.timings.get("total_s") or 0 for r in records))])
     return tabulate(
         rows,
         headers=["task", "seed", "val EER% (source data)", "target HTER% @source-val thr [95% CI]",
                  "target HTER% @target-EER thr (idealized)", "target AUC% [95% CI]", "target videos", "time s"],
         floatfmt=".2f", tablefmt="github", disable_numparse=True,
     )
+
+
+def _secs(value) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def _num(value) -> str:
