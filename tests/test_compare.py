@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fasbench.compare import compare, paired_bootstrap, select_runs
-from fasbench.engine.trainer import write_scores
+from fasbench.engine.scoring import write_scores
 from fasbench.errors import FasbenchError
 from fasbench.leaderboard import build_tables
 from fasbench.metrics import ScoreSet, evaluate

@@ -182,14 +182,14 @@ def test_evaluation_runs_in_float32_even_inside_autocast(cache):
 
     from fasbench.api import Context
     from fasbench.data.loader import FrameDataset, Preprocess
-    from fasbench.engine.trainer import score_rows
+    from fasbench.engine.scoring import score_rows
 
     cfg = _cfg(cache, "unused", "MC->I")
     frames = plugins.registry("datasets").get("synthetic").build(cfg.data, progress=False)
     torch.manual_seed(0)
-    method = plugins.registry("methods").get("erm").build(cfg.method, Context(cfg=cfg, domains=["M", "C"]))
+    method = Context(cfg=cfg, domains=["M", "C"]).build_method()
     rows = frames.select(["I"], ["train", "dev", "test"])
-    ds, pre, cpu = FrameDataset(frames, {"M": 0, "C": 1}), Preprocess(40, (0.5,) * 3, (0.25,) * 3), torch.device("cpu")
+    ds, pre, cpu = FrameDataset(frames, {"M": 0, "C": 1}), Preprocess(40), torch.device("cpu")
     plain = score_rows(method, ds, frames, rows, pre, cpu, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = score_rows(method, ds, frames, rows, pre, cpu, 16)

@@ -64,7 +64,7 @@ def check_run_dir(rdir: Path, config: dict) -> None:
     """A run directory holds one configuration: a record or checkpoint of another one there is
     an error (never silently kept by --resume, continued from, or overwritten)."""
     from fasbench.engine.checkpoint import STATE
-    from fasbench.engine.trainer import check_same_config
+    from fasbench.engine.identity import check_same_config
 
     rec_path = rdir / "record.json"
     if rec_path.exists():
@@ -98,7 +98,8 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     tasks = _selected_tasks(protocol, cfg.get("tasks"))
     ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
 
-    from fasbench.engine.trainer import TaskRunner, check_same_identity
+    from fasbench.engine.identity import check_same_identity
+    from fasbench.engine.trainer import TaskRunner
     from fasbench.records import identity_fields, read_record, write_record
 
     frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)

@@ -8,7 +8,6 @@ and the run record.
 from __future__ import annotations
 
 import math
-import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -28,11 +27,14 @@ from fasbench.data.frames import FrameSet
 from fasbench.data.loader import FrameDataset, Preprocess, make_loader
 from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine import checkpoint as ckpt
+from fasbench.engine.identity import _versions, check_same_config, check_same_identity, config_hash
+from fasbench.engine.scoring import score_rows, write_scores
 from fasbench.errors import FasbenchError
 from fasbench.metrics import ScoreSet, evaluate, resolve_metrics
-from fasbench.records import SCHEMA, SELECTIONS, RunRecord, fields_diff, identity_of
+from fasbench.options import validate
 from fasbench.protocols import Protocol, Task
-
+from fasbench.records import SCHEMA, RunRecord, identity_of
+from fasbench.settings import EvalSettings, TrainerSettings
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,32 +93,6 @@ def select_task_rows(frames: FrameSet, task: Task, splits: dict[str, tuple[str, 
     return TaskData(parts["source_train"], parts["source_val"], parts["target"], splits)
 
 
-@torch.inference_mode()
-def score_rows(method, dataset: FrameDataset, frames: FrameSet, rows: np.ndarray, pre: Preprocess,
-               device: torch.device, batch_size: int) -> ScoreSet:
-    """Live scores of ``rows`` (one per frame), always in float32: training may run under
-    autocast, evaluation never does, so scores do not tie through bfloat16 rounding."""
-    was_training = method.training
-    method.eval()
-    out = []
-    try:
-        for start in range(0, len(rows), batch_size):
-            b = dataset.__getitems__(rows[start:start + batch_size].tolist())
-            x = pre(b["image"], device, train=False)
-            with torch.autocast(device.type, enabled=False):
-                out.append(method.predict(x).float().cpu())
-    finally:
-        method.train(was_training)
-    m = frames.manifest.iloc[rows]
-    scores = torch.cat(out).numpy().astype(np.float64)
-    return ScoreSet(
-        scores=scores,
-        labels=m["label"].to_numpy(),
-        attacks=m["attack"].astype(str).to_numpy(),
-        videos=(m["domain"].astype(str) + "/" + m["video_id"].astype(str)).to_numpy(),
-    )
-
-
 def _lr_lambda(kind: str, warmup: int, total: int):
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
@@ -129,79 +105,6 @@ def _lr_lambda(kind: str, warmup: int, total: int):
         raise FasbenchError(f"unknown schedule {kind!r}; use optim.schedule=cosine or constant")
 
     return f
-
-
-#: Config keys that do not change results (or are recorded elsewhere): left out of the
-#: config hash so that seeds and output places of one setting average together.
-#: ``device`` is left out because the effective precision (cpu-fp32, cuda-bf16, ...) is part of
-#: the run identity instead; the ``eval.metrics`` list and the bootstrap settings only choose
-#: which numbers are reported, never the numbers themselves.
-NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.log_every",
-                   "trainer.checkpoint_every", "eval.batch_size", "eval.metrics", "eval.bootstrap",
-                   "eval.ci_level", "data.cache_dir", "data.roots")
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def config_diff(a: dict, b: dict) -> list[str]:
-    """Result-relevant dotted keys whose values differ between two resolved configs."""
-    fa, fb = _flatten(a), _flatten(b)
-    keys = sorted(k for k in set(fa) | set(fb) if fa.get(k, "<unset>") != fb.get(k, "<unset>"))
-    return [k for k in keys if not any(k == n or k.startswith(n + ".") for n in NON_RESULT_KEYS)]
-
-
-def config_hash(cfg: dict) -> str:
-    """Hash of the result-relevant config: runs differing in it never share a leaderboard row."""
-    import copy
-    import hashlib
-    import json
-
-    c = copy.deepcopy(cfg)
-    for key in NON_RESULT_KEYS:
-        *parents, leaf = key.split(".")
-        node = c
-        for p in parents:
-            node = node.get(p, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def check_same_config(saved: dict, config: dict, what: str) -> None:
-    """Refuse to resume, keep or overwrite the results of another configuration in place."""
-    old_hash, new_hash = saved.get("config_hash"), config_hash(config)
-    if old_hash is None or old_hash == new_hash:
-        return
-    shown = ""
-    if isinstance(saved.get("config"), dict):
-        before, after = _flatten(saved["config"]), _flatten(config)
-        diff = config_diff(saved["config"], config)
-        shown = ", ".join(f"{k}: {before.get(k, '<unset>')!r} -> {after.get(k, '<unset>')!r}" for k in diff[:4])
-        shown += f" (+{len(diff) - 4} more)" if len(diff) > 4 else ""
-    raise FasbenchError(
-        f"{what} belongs to a run of another configuration (config hash {old_hash} vs {new_hash}"
-        + (f"; {shown}" if shown else "") + "); give this setting its own --out DIR, or delete that run "
-        "directory to replace it"
-    )
-
-
-def _versions() -> dict[str, Any]:
-    import timm
-
-    return {
-        "fasbench": fasbench.__version__,
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "python": platform.python_version(),
-        "plugins": plugins.plugin_of_dist_versions(),
-    }
 
 
 def precision_of(device: torch.device, amp: bool) -> tuple[str, torch.dtype | None]:
@@ -224,20 +127,14 @@ class TaskRunner:
         self.run_dir, self.resume, self.progress = Path(run_dir), resume, progress
         self.protocol_entry, self.dataset_entry = protocol_entry, dataset_entry
         self.data_extra = dict(data_extra or {})
-        t, e = cfg.trainer, cfg.eval
-        self.max_steps = _int(t.max_steps, "trainer.max_steps")
-        self.eval_every = _int(t.eval_every, "trainer.eval_every") if t.get("eval_every") else 0
-        self.selection = str(e.checkpoint)
-        if self.selection not in SELECTIONS:
-            raise FasbenchError(f"eval.checkpoint={self.selection!r}; choose one of {', '.join(SELECTIONS)}")
-        if self.max_steps < 1:
-            raise FasbenchError(f"trainer.max_steps={self.max_steps}; it must be at least 1")
-        self.metrics = resolve_metrics(e.get("metrics") or None)  # unknown names fail before any work
-        self.selection_metric = resolve_metrics([str(e.get("selection_metric", "EER"))])[0]
-        self.n_boot = _int(e.get("bootstrap", 1000), "eval.bootstrap")
-        self.ci_level = float(e.get("ci_level", 95))
-        if not 0 < self.ci_level < 100:
-            raise FasbenchError(f"eval.ci_level={self.ci_level}; give a percentage between 0 and 100, e.g. 95")
+        # typed once in fasbench.settings; checked again here for configs edited after composing
+        t = validate(TrainerSettings, cfg.trainer, "trainer")
+        e = validate(EvalSettings, cfg.eval, "eval")
+        self.max_steps, self.eval_every = t.max_steps, t.eval_every
+        self.selection = e.checkpoint
+        self.metrics = resolve_metrics(e.metrics or None)  # unknown names fail before any work
+        self.selection_metric = resolve_metrics([e.selection_metric])[0]
+        self.n_boot, self.ci_level = e.bootstrap, e.ci_level
         self.config_dict = OmegaConf.to_container(cfg, resolve=True)
         self.config_hash = config_hash(self.config_dict)
         self._built = False
@@ -251,19 +148,15 @@ class TaskRunner:
         seed_everything(int(cfg.seed))
         self.data = select_task_rows(self.frames, self.task, task_splits(self.protocol, cfg))
         self.dataset = FrameDataset(self.frames, {d: i for i, d in enumerate(self.task.sources)})
-        method_name = str(cfg.method.name)
-        self.method_entry = plugins.registry("methods").get(method_name)
+        self.method_entry = plugins.registry("methods").get(str(cfg.method.name))
         self.ctx = Context(cfg=cfg, domains=list(self.task.sources), device=self.device)
-        self.method = self.method_entry.build(cfg.method, self.ctx).to(self.device)
-        channels_last = bool(cfg.trainer.get("channels_last", False)) and self.device.type == "cuda"
+        self.method = self.ctx.build_method().to(self.device)
+        channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda"
         if channels_last:
             self.method.to(memory_format=torch.channels_last)
-        student = getattr(self.method, "student", None)
         aug = cfg.augment
-        self.pre = Preprocess(
+        self.pre = Preprocess(  # RGB in [0, 1]: the student normalises its own input
             crop_size=int(cfg.data.crop_size),
-            mean=tuple(getattr(student, "mean", (0.485, 0.456, 0.406))),
-            std=tuple(getattr(student, "std", (0.229, 0.224, 0.225))),
             hflip=bool(aug.hflip), random_crop=bool(aug.random_crop), color_jitter=float(aug.color_jitter),
             channels_last=channels_last,
         )
@@ -272,7 +165,7 @@ class TaskRunner:
         o = cfg.optim
         self.optimizer = create_optimizer_v2(
             self.method.param_groups(), opt=str(o.name), lr=float(o.lr), weight_decay=float(o.weight_decay),
-            momentum=float(o.get("momentum", 0.9)),
+            momentum=float(o.momentum),
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(str(o.schedule), int(o.warmup_steps), self.max_steps)
@@ -502,61 +395,5 @@ class TaskRunner:
         })
 
 
-def _int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise FasbenchError(f"{key}={value!r}; it must be a whole number")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise FasbenchError(f"{key}={value!r}; it must be a whole number") from None
-
-
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
-
-
-def check_same_identity(saved: dict | None, current: dict, what: str) -> None:
-    """Refuse to continue a checkpoint of another run identity (component versions, weights,
-    precision, data, selection): the result would be neither run."""
-    if saved is None or saved == current:
-        return
-    diff = fields_diff(saved, current)
-    raise FasbenchError(
-        f"{what} belongs to another run ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
-        "give this setting its own --out DIR, or delete that run directory to replace it"
-    )
-
-
-SCORE_COLUMNS = ("split", "video", "frame", "label", "attack", "score")
-
-
-def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) -> dict[str, Any]:
-    """Write ``scores.csv.gz`` (one row per evaluated frame) atomically; return its record entry.
-
-    Scores are written with Python's shortest round-trip repr, so reading them back gives the
-    same float64 values and ``fasbench score RUN_DIR`` reproduces the record exactly. The gzip
-    stream carries no timestamp: equal scores give an equal file and sha256.
-    """
-    import gzip
-    import hashlib
-    import io
-
-    import pandas as pd
-
-    from fasbench.records import SCORES_FILENAME, atomic_write_bytes
-
-    parts = []
-    for split, s, frame in splits:
-        parts.append(pd.DataFrame({
-            "split": split, "video": s.videos, "frame": np.asarray(frame, dtype=np.int64),
-            "label": s.labels, "attack": s.attacks, "score": s.scores,
-        }, columns=list(SCORE_COLUMNS)))
-    df = pd.concat(parts, ignore_index=True)
-    text = df.to_csv(index=False, lineterminator="\n", float_format=lambda v: repr(float(v)))
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
-        gz.write(text.encode("utf-8"))
-    blob = buf.getvalue()
-    atomic_write_bytes(Path(run_dir) / SCORES_FILENAME, blob)
-    return {"file": SCORES_FILENAME, "sha256": hashlib.sha256(blob).hexdigest(), "rows": int(len(df)),
-            "columns": list(SCORE_COLUMNS)}
