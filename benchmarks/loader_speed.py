@@ -125,7 +125,7 @@ def main() -> None:
         jpeg_rate = rate(jpeg_loader, args.n)
         # the device side of the cache path: batched crop/flip/normalise
         dev = torch.device(args.device)
-        pre = Preprocess(crop_size=args.crop, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+        pre = Preprocess(crop_size=args.crop)
         gen = torch.Generator()
         xb = [ds.__getitems__(b)["image"] for b in batches]
         for x in xb[:2]:

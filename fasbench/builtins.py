@@ -41,7 +41,7 @@ def register_protocols(register):
 
 @hookimpl
 def register_students(register):
-    register("timm", "fasbench.students:TimmStudent", version=1,
+    register("timm", "fasbench.students:build", version=1, options="fasbench.students_options:TimmOptions",
              description="Any timm backbone by name (student.arch=resnet18) + linear live/spoof head")
 
 

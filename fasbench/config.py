@@ -1,7 +1,10 @@
 """Hydra configuration: the built-in tree (``fasbench/conf``) plus ConfigStore entries for
-every registered method and dataset, composed with the command line's leftover tokens."""
+every registered method, student and dataset, composed with the command line's leftover
+tokens, then checked against the declared types (``fasbench.settings`` for the harness's
+sections, each component's registered options for ``method.*`` and ``student.*``)."""
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from typing import Any, Sequence
 
@@ -17,25 +20,68 @@ def _has_yaml(group: str, name: str) -> bool:
 
 
 def store_plugin_configs() -> None:
-    """Give every registered method (and dataset without a YAML file) a config-group entry.
+    """Give every registered method, student (and dataset without a YAML file) a config-group entry.
 
-    A plugin supplies defaults with ``register(name, factory, config={...})``; the entry is
-    ``{"name": name, **config}``, so ``fasbench run NAME key=value`` overrides them.
+    A component declares its options once (``register(name, factory, options=OptionsClass)``);
+    the entry is ``{"name": name, **defaults}``, so ``fasbench run NAME key=value`` overrides
+    them. Older registrations with a plain ``config={...}`` mapping still work.
     """
     from hydra.core.config_store import ConfigStore
 
+    from fasbench.options import defaults
+
     cs = ConfigStore.instance()
-    for group, kind, base in (("method", "methods", {}), ("data", "datasets", {"crop_size": 112})):
+    for group, kind, base in (("method", "methods", {}), ("student", "students", {}),
+                              ("data", "datasets", {"crop_size": 112})):
         for entry in plugins.registry(kind):
             if (group, entry.name) in _stored or _has_yaml(group, entry.name):
                 continue
-            node = {**base, "name": entry.name, **dict(entry.meta.get("config") or {})}
+            try:
+                node = {**base, **defaults(entry)}
+            except FasbenchError as exc:  # a broken plugin's options must not break other runs
+                print(f"fasbench: warning: {exc}; `fasbench run` cannot use it", file=sys.stderr)
+                continue
             cs.store(group=group, name=entry.name, node=node, provider=entry.plugin)
             _stored.add((group, entry.name))
 
 
-def compose(overrides: Sequence[str] = ()) -> Any:
-    """Compose the config; a malformed or unknown override becomes one clear FasbenchError."""
+def _set(cfg: Any, key: str, value: Any) -> None:
+    from omegaconf import OmegaConf, open_dict
+
+    with open_dict(cfg):
+        cfg[key] = OmegaConf.create(value) if isinstance(value, dict) else value
+
+
+def check_config(cfg: Any) -> Any:
+    """Validate a composed config against the declared types, in place: the harness sections,
+    the method's and the student's options (defaults filled in, values normalised, nested
+    components such as DTDA's aligner and teachers checked against their own options).
+    A wrong key or value raises one :class:`fasbench.options.OptionsError` line."""
+    from omegaconf import OmegaConf
+
+    from fasbench.options import check_entry_options, validate
+    from fasbench.settings import SECTIONS, RootSettings
+
+    for section, model in SECTIONS.items():
+        if section in cfg:
+            validate(model, cfg[section], section)
+    root = {k: cfg.get(k) for k in RootSettings.model_fields}
+    validate(RootSettings, root, "")
+    for key, kind in (("method", "methods"), ("student", "students")):
+        node = cfg.get(key)
+        if node is None or node.get("name") is None:
+            continue
+        entry = plugins.registry(kind).get(str(node["name"]))
+        opts = check_entry_options(entry, node, key)
+        if entry.options() is not None:
+            _set(cfg, key, {"name": entry.name, **opts.model_dump(mode="json")})
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def compose(overrides: Sequence[str] = (), check: bool = True) -> Any:
+    """Compose the config; a malformed or unknown override, or a value of the wrong type,
+    becomes one clear FasbenchError (``check=False``: compose only, no type check)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -46,7 +92,7 @@ def compose(overrides: Sequence[str] = ()) -> Any:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=list(overrides))
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         msg = str(exc).strip().splitlines()
         first = next((m for m in msg if m.strip()), type(exc).__name__)
@@ -54,3 +100,4 @@ def compose(overrides: Sequence[str] = ()) -> Any:
             f"bad configuration override: {first.strip().rstrip('.')}. Overrides look like "
             "key=value (e.g. trainer.max_steps=600), +key=value to add a key, group=option to pick a config"
         ) from exc
+    return check_config(cfg) if check else cfg

@@ -56,7 +56,7 @@ def validate_method(name: str, overrides: list[str] | None = None, out_dir: str 
         torch.manual_seed(0)
         frames = plugins.registry("datasets").get(str(cfg.data.name)).build(cfg.data, progress=False)
         ctx = Context(cfg=cfg, domains=["M", "C"])
-        method = entry.build(cfg.method, ctx)
+        method = ctx.build_method()
         from fasbench.api import Method
 
         assert isinstance(method, Method), f"factory returned {type(method).__name__}, not a fasbench.api.Method"
@@ -64,8 +64,7 @@ def validate_method(name: str, overrides: list[str] | None = None, out_dir: str 
         rows = frames.select(["M", "C"], ["train"])[:12]
         ds = FrameDataset(frames, {"M": 0, "C": 1})
         b = ds.__getitems__(rows.tolist())
-        s = method.student
-        pre = Preprocess(int(cfg.data.crop_size), tuple(getattr(s, "mean", (0.5,) * 3)), tuple(getattr(s, "std", (0.5,) * 3)))
+        pre = Preprocess(int(cfg.data.crop_size))
         state.update(method=method, ctx=ctx, batch={"image": pre(b["image"], torch.device("cpu"), train=True),
                                                       "label": b["label"], "domain": b["domain"]},
                      eval_x=pre(b["image"], torch.device("cpu"), train=False))
@@ -118,7 +117,7 @@ def validate_method(name: str, overrides: list[str] | None = None, out_dir: str 
         with tempfile.TemporaryDirectory() as d:
             save_model(method, f"{d}/m.safetensors")
             torch.manual_seed(123)
-            other = entry.build(cfg.method, Context(cfg=cfg, domains=["M", "C"]))
+            other = Context(cfg=cfg, domains=["M", "C"]).build_method()
             load_model(other, f"{d}/m.safetensors")
             other.eval()
             with torch.no_grad():

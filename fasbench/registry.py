@@ -36,23 +36,14 @@ class Entry:
         """The factory, importing it first when it was registered as ``"module:attr"``."""
         if callable(self.factory):
             return self.factory
-        module_name, _, attr = str(self.factory).partition(":")
-        if not attr:
-            raise FasbenchError(
-                f"{SINGULAR[self.kind]} {self.name!r} from plugin {self.plugin!r} has factory "
-                f"{self.factory!r}; a lazy factory must be written 'package.module:attribute'"
-            )
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise FasbenchError(
-                f"{SINGULAR[self.kind]} {self.name!r} (plugin {self.plugin!r}) could not load "
-                f"{self.factory!r}: {exc}"
-            ) from exc
-        self.factory = obj
-        return obj
+        self.factory = import_object(str(self.factory), f"{SINGULAR[self.kind]} {self.name!r} (plugin {self.plugin!r})")
+        return self.factory
+
+    def options(self) -> Any:
+        """The component's declared Options class (``options=`` in its registration), or None."""
+        from fasbench.options import options_class
+
+        return options_class(self)
 
     def build(self, *args: Any, **kwargs: Any) -> Any:
         return self.load()(*args, **kwargs)
@@ -69,6 +60,20 @@ class Entry:
             "factory": factory,
             **({"meta": self.meta} if self.meta else {}),
         }
+
+
+def import_object(spec: str, what: str) -> Any:
+    """``"package.module:attr.sub"`` imported; a FasbenchError naming ``what`` otherwise."""
+    module_name, _, attr = str(spec).partition(":")
+    if not attr:
+        raise FasbenchError(f"{what} names {spec!r}; a lazy reference must be written 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise FasbenchError(f"{what} could not load {spec!r}: {exc}") from exc
+    return obj
 
 
 class Registry:

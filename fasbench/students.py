@@ -1,4 +1,7 @@
-"""Students: any timm backbone by name plus a linear live/spoof head."""
+"""Students: any timm backbone by name plus a linear live/spoof head (the ``timm`` student).
+
+Its options (:class:`fasbench.students_options.TimmOptions`) are the ``student.*`` keys.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,15 +9,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from fasbench.api import Context, Student
 from fasbench.errors import FasbenchError
 
 
-class TimmStudent(nn.Module):
+def build(opts: Any, ctx: Context | None = None) -> "TimmStudent":
+    """The registered factory: ``TimmOptions`` -> :class:`TimmStudent`."""
+    return TimmStudent(arch=opts.arch, pretrained=opts.pretrained, num_classes=2, drop_rate=opts.drop_rate,
+                       **dict(opts.timm_kwargs))
+
+
+class TimmStudent(Student):
     """A timm backbone (``arch``, default resnet18) with a 2-way head (class 1 = live).
 
-    ``features(x)`` returns named tensors: ``"map"`` (last feature map), ``"pooled"``
-    (the pre-logits vector) and, with ``intermediates=True``, one ``"stage{i}"`` map per
-    backbone stage (timm ``forward_intermediates``), for feature distillation.
+    ``features(x01)`` normalises with the backbone's pretrained mean/std and returns named
+    tensors: ``"map"`` (last feature map), ``"pooled"`` (the pre-logits vector) and, with
+    ``intermediates=True``, one ``"stage{i}"`` map per backbone stage (timm
+    ``forward_intermediates``), for feature distillation.
     """
 
     def __init__(
@@ -51,7 +62,8 @@ class TimmStudent(nn.Module):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def features(self, x: torch.Tensor, intermediates: bool = False) -> dict[str, torch.Tensor]:
+    def features(self, x01: torch.Tensor, intermediates: bool = False) -> dict[str, torch.Tensor]:
+        x = self.normalize(x01)
         out: dict[str, torch.Tensor] = {}
         if intermediates:
             fmap, stages = self.backbone.forward_intermediates(x)
@@ -62,8 +74,5 @@ class TimmStudent(nn.Module):
         out["pooled"] = self.backbone.forward_head(fmap, pre_logits=True)
         return out
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)["pooled"])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(x)
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head(pooled)

@@ -1,5 +1,6 @@
-"""Loading: workers hand over uint8 batches; crop, flip, colour jitter and normalisation
-run batched on the device (never per sample, never a JPEG decode in the training loop)."""
+"""Loading: workers hand over uint8 batches; crop, flip and colour jitter run batched on the
+device (never per sample, never a JPEG decode in the training loop). The result is RGB in
+[0, 1]: each network normalises its own input (docs/architecture.md, pixel space)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,11 +60,9 @@ def make_loader(dataset: FrameDataset, batch_sampler: Iterable, num_workers: int
 
 @dataclass
 class Preprocess:
-    """uint8 NHWC -> normalised float NCHW on the device, with batched augmentation."""
+    """uint8 NHWC -> float NCHW in [0, 1] on the device, with batched augmentation."""
 
     crop_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
     hflip: bool = True
     random_crop: bool = True
     color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter, 0 = off
@@ -96,9 +95,6 @@ class Preprocess:
             g = x.mean(dim=1, keepdim=True)
             x = (x - g) * (1 + u[2])[:, None, None, None] + g  # saturation
             x = x.clamp_(0, 1)
-        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
-        x = (x - mean) / std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

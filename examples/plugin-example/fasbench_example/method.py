@@ -6,19 +6,20 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from fasbench.api import Context, Method
+from fasbench_example.options import CenterLossOptions
 
 
 class ExampleMethod(Method):
     """Cross-entropy + center_weight * spread of L2-normalised live features."""
 
-    def __init__(self, cfg, ctx: Context) -> None:
+    def __init__(self, opts: CenterLossOptions, ctx: Context) -> None:
         super().__init__()
         self.student = ctx.build_student()  # the configured student (student.* overrides)
-        self.center_weight = float(cfg.get("center_weight", 0.1))
+        self.center_weight = opts.center_weight  # validated before the run started
 
     def training_step(self, batch):
-        pooled = self.student.features(batch["image"])["pooled"]
-        logits = self.student.head(pooled)  # one forward pass: the timm student's linear head
+        pooled = self.student.features(batch["image"])["pooled"]  # batch images are RGB in [0, 1]
+        logits = self.student.classify(pooled)  # one forward pass (fasbench.api.Student contract)
         live = F.normalize(pooled[batch["label"] == 1], dim=1)
         # Mean squared distance of the live features to their centre (0 with < 2 live faces).
         spread = (live - live.mean(0)).pow(2).sum(1).mean() if len(live) > 1 else pooled.sum() * 0

@@ -10,5 +10,5 @@ def register_methods(register):
         "fasbench_example.method:ExampleMethod",  # lazy: imported only when a run builds it
         version=1,  # bump whenever the method's behaviour changes (it is stored in every record)
         description="ERM + a centre loss pulling live features of all source domains together",
-        config={"center_weight": 0.1},  # defaults of `method.*`; override: method.center_weight=0.5
+        options="fasbench_example.options:CenterLossOptions",  # typed `method.*` keys; override: method.center_weight=0.5
     )

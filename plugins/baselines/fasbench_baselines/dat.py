@@ -17,6 +17,7 @@ from torch import nn
 
 from fasbench.api import Context, Method
 from fasbench.errors import FasbenchError
+from fasbench_baselines.options import DATOptions
 
 
 class _GradReverse(torch.autograd.Function):
@@ -38,7 +39,7 @@ def grad_reverse(x: torch.Tensor, lam: float) -> torch.Tensor:
 class DAT(Method):
     """Cross-entropy + a domain discriminator behind a gradient reversal layer."""
 
-    def __init__(self, cfg, ctx: Context) -> None:
+    def __init__(self, opts: DATOptions, ctx: Context) -> None:
         super().__init__()
         self.student = ctx.build_student()
         if ctx.num_domains < 2:
@@ -46,15 +47,14 @@ class DAT(Method):
                 f"dat aligns source domains, but this task has {ctx.num_domains} ({''.join(ctx.domains)}); "
                 "use a protocol with at least two source domains, e.g. MICO"
             )
-        hidden = int(cfg.get("hidden", 256))
         self.discriminator = nn.Sequential(
-            nn.Linear(self.student.num_features, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(float(cfg.get("dropout", 0.5))), nn.Linear(hidden, ctx.num_domains),
+            nn.Linear(self.student.num_features, opts.hidden), nn.ReLU(inplace=True),
+            nn.Dropout(opts.dropout), nn.Linear(opts.hidden, ctx.num_domains),
         )
-        self.weight = float(cfg.get("weight", 1.0))
-        self.max_lambda = float(cfg.get("max_lambda", 1.0))
-        self.gamma = float(cfg.get("gamma", 10.0))
-        self.single_side = bool(cfg.get("single_side", False))
+        self.weight = opts.weight
+        self.max_lambda = opts.max_lambda
+        self.gamma = opts.gamma
+        self.single_side = opts.single_side
         self.total_steps = max(1, int(ctx.cfg.trainer.max_steps))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # saved: resume continues the schedule
 
@@ -64,7 +64,7 @@ class DAT(Method):
 
     def training_step(self, batch):
         feats = self.student.features(batch["image"])["pooled"]
-        out = {"ce": F.cross_entropy(self.student.head(feats), batch["label"])}
+        out = {"ce": F.cross_entropy(self.student.classify(feats), batch["label"])}
         keep = batch["label"] == 1 if self.single_side else torch.ones_like(batch["label"], dtype=torch.bool)
         logits = self.discriminator(grad_reverse(feats[keep], self.reversal()))
         out["domain_adv"] = self.weight * F.cross_entropy(logits.float(), batch["domain"][keep])
