@@ -9,17 +9,46 @@ def register_datasets(register):
     register(
         "synthetic",
         "fasbench.data.synthetic_dataset:build",
+        options="fasbench.data.synthetic_dataset:options",  # every data.* key, typed (SyntheticConfig)
         version=2,  # = fasbench.data.synthetic.GENERATOR_VERSION (a test keeps them equal)
         description="Procedurally generated cross-domain FAS world (domains M, C, I, O); no download",
     )
+    # Real datasets: one registration each carries everything `fasbench data` and `--data real`
+    # need (domain letter, official layout and counts, indexer); plugins register theirs the same way.
+    from fasbench.data import indexers as ix  # no pandas/torch import: the indexers are lazy strings
+
     build = "fasbench.data.real_dataset:build"
     register("real", build, version=1,
-             description="Your copies of MSU-MFSD (M), CASIA-FASD (C), Replay-Attack (I), OULU-NPU (O), "
-                         "CelebA-Spoof (A); roots: data.roots.X / FASBENCH_ROOT_X (docs/datasets.md)")
-    for name, letter, title in (("msu_mfsd", "M", "MSU-MFSD"), ("casia_fasd", "C", "CASIA-FASD"),
-                                ("replay_attack", "I", "Idiap Replay-Attack"), ("oulu_npu", "O", "OULU-NPU"),
-                                ("celeba_spoof", "A", "CelebA-Spoof")):
-        register(name, build, version=1, description=f"{title} alone (domain {letter}), from your copy in its official layout")
+             description="Your copies of every real dataset with a configured root (the ones with a domain letter "
+                         "below, plugins' included); roots: data.roots.X / FASBENCH_ROOT_X (docs/datasets.md)")
+    for name, spec in (
+        ("msu_mfsd", ix.DatasetSpec(
+            "M", "MSU-MFSD (MSU Mobile Face Spoofing Database)", "fasbench.data.indexers:index_msu",
+            {"videos": 280, "live": 70, "spoof": 210, "splits": {"train": 120, "test": 160},
+             "attacks": {"printed_photo": 70, "ipad_video": 70, "iphone_video": 70}, "subjects": 35},
+            ix.MSU_LAYOUT, "https://sites.google.com/site/huhanhomepage/datasetcode")),
+        ("casia_fasd", ix.DatasetSpec(
+            "C", "CASIA-FASD (CASIA Face Anti-Spoofing Database)", "fasbench.data.indexers:index_casia",
+            {"videos": 600, "live": 150, "spoof": 450, "splits": {"train": 240, "test": 360},
+             "attacks": {"warped_photo": 150, "cut_photo": 150, "video_replay": 150}, "subjects": 50},
+            ix.CASIA_LAYOUT, "http://www.cbsr.ia.ac.cn/english/FaceAntiSpoof%20Databases.asp")),
+        ("replay_attack", ix.DatasetSpec(
+            "I", "Idiap Replay-Attack", "fasbench.data.indexers:index_replay",
+            {"videos": 1200, "live": 200, "spoof": 1000, "splits": {"train": 360, "dev": 360, "test": 480},
+             "attacks": {"print": 200, "photo": 400, "video": 400}, "subjects": 50},
+            ix.REPLAY_LAYOUT, "https://www.idiap.ch/en/scientific-research/data/replayattack")),
+        ("oulu_npu", ix.DatasetSpec(
+            "O", "OULU-NPU", "fasbench.data.indexers:index_oulu",
+            {"videos": 4950, "live": 990, "spoof": 3960, "splits": {"train": 1800, "dev": 1350, "test": 1800},
+             "attacks": {"print1": 990, "print2": 990, "replay1": 990, "replay2": 990}, "subjects": 55},
+            ix.OULU_LAYOUT, "https://sites.google.com/site/oulunpudatabase/")),
+        ("celeba_spoof", ix.DatasetSpec(
+            "A", "CelebA-Spoof", "fasbench.data.indexers:index_celeba_spoof",
+            {"videos": 625537, "live": 156384, "spoof": 469153, "subjects": 10177},
+            ix.CELEBA_LAYOUT, "https://github.com/ZhangYuanhan-AI/CelebA-Spoof")),
+    ):
+        register(name, build, version=1, real=spec,
+                 description=f"{spec.title.split(' (')[0]} alone (domain {spec.letter}), from your copy in its official layout")
 
 
 @hookimpl

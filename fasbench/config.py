@@ -75,6 +75,11 @@ def check_config(cfg: Any) -> Any:
         opts = check_entry_options(entry, node, key)
         if entry.options() is not None:
             _set(cfg, key, {"name": entry.name, **opts.model_dump(mode="json")})
+    data = cfg.get("data")
+    if data is not None and data.get("name") is not None:
+        entry = plugins.registry("datasets").get(str(data["name"]))
+        if entry.options() is not None:  # validated only: the dataset reads its own keys
+            check_entry_options(entry, data, "data")
     OmegaConf.set_struct(cfg, True)
     return cfg
 

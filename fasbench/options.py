@@ -101,6 +101,8 @@ def options_class(entry: Any) -> type[Options] | None:
         from fasbench.registry import import_object
 
         spec = import_object(spec, f"{entry.kind[:-1]} {entry.name!r} (plugin {entry.plugin!r}) options")
+        if callable(spec) and not isinstance(spec, type):  # a function that builds the class
+            spec = spec()
         entry.meta["options"] = spec
     if not (isinstance(spec, type) and issubclass(spec, Options)):
         raise FasbenchError(
@@ -230,5 +232,8 @@ def check_entry_options(entry: Any, data: Any, where: str) -> Any:
     that declare none get their mapping back unchanged."""
     cls = options_class(entry)
     plain = _plain(data if data is not None else {})
-    plain = {k: v for k, v in dict(plain).items() if k != "name"}
-    return plain if cls is None else validate(cls, plain, where)
+    if cls is None:
+        return {k: v for k, v in dict(plain).items() if k != "name"}
+    if "name" not in cls.model_fields:
+        plain = {k: v for k, v in dict(plain).items() if k != "name"}
+    return validate(cls, plain, where)

@@ -63,6 +63,15 @@ class SplitSettings(Section):
     target: str | list[str] | None
 
 
+class DataSettings(Options):
+    """The ``data.*`` keys the harness reads from every dataset's config; a dataset's own
+    options class extends it (the synthetic world: fasbench.data.synthetic_dataset.options)."""
+
+    name: str
+    crop_size: PositiveInt  # network input side (random crop in training, centre crop in evaluation)
+    cache_dir: str | None = None  # default: $FASBENCH_CACHE or ~/.cache/fasbench
+
+
 class RootSettings(Section):
     """The top-level keys (the sections are validated by their own models)."""
 

@@ -8,6 +8,21 @@ from fasbench.data.frames import FrameSet
 from fasbench.errors import FasbenchError
 
 
+def options() -> type:
+    """The ``data.*`` options of the synthetic dataset: the harness's data keys plus every field
+    of :class:`fasbench.data.synthetic.SyntheticConfig` (declared there once, typed)."""
+    import typing
+
+    from pydantic import create_model
+
+    from fasbench.data.synthetic import SyntheticConfig
+    from fasbench.settings import DataSettings
+
+    hints = typing.get_type_hints(SyntheticConfig)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(SyntheticConfig)}
+    return create_model("SyntheticOptions", __base__=DataSettings, **fields)
+
+
 def build(cfg: Any, progress: bool = True) -> FrameSet:
     """Build (or load from the cache) the synthetic world described by the ``data`` config."""
     from fasbench.data.synthetic import SyntheticConfig, load_or_generate
