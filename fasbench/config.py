@@ -28,6 +28,7 @@ def store_plugin_configs() -> None:
     """
     from hydra.core.config_store import ConfigStore
 
+    from fasbench.data.roots import config_node as real_config_node
     from fasbench.options import defaults
 
     cs = ConfigStore.instance()
@@ -37,7 +38,8 @@ def store_plugin_configs() -> None:
             if (group, entry.name) in _stored or _has_yaml(group, entry.name):
                 continue
             try:
-                node = {**base, **defaults(entry)}
+                # a real dataset (``real=`` spec): data/real_base.yaml + its domain and every root key
+                node = (kind == "datasets" and real_config_node(entry)) or {**base, **defaults(entry)}
             except FasbenchError as exc:  # a broken plugin's options must not break other runs
                 print(f"fasbench: warning: {exc}; `fasbench run` cannot use it", file=sys.stderr)
                 continue

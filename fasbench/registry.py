@@ -19,6 +19,11 @@ KINDS = ("datasets", "protocols", "students", "teachers", "aligners", "methods",
 #: Singular form of each kind, for messages.
 SINGULAR = {k: k[:-1] for k in KINDS}
 
+#: Checks of a registration's extra keywords, per kind (``"module:function"``, imported on the
+#: first registration that has some): ``check(entry, registry)`` may complete ``entry.meta``
+#: in place and raises on a bad value (a dataset's ``real=`` spec and its domain letter).
+META_CHECKS = {"datasets": "fasbench.data.indexers:check_registration"}
+
 
 @dataclass
 class Entry:
@@ -111,6 +116,8 @@ class Registry:
         if not description and callable(factory) and factory.__doc__:
             description = factory.__doc__.strip().splitlines()[0]
         entry = Entry(self.kind, name, factory, plugin, version, description, dict(meta))
+        if meta and self.kind in META_CHECKS:
+            import_object(META_CHECKS[self.kind], f"the {self.kind} registry's check")(entry, self)
         self._entries[name] = entry
         return entry
 
@@ -145,6 +152,10 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def in_order(self) -> list[Entry]:
+        """The entries in registration order (iterating sorts them by name)."""
+        return list(self._entries.values())
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -1,33 +1,56 @@
-"""``fasbench data check`` and ``fasbench data prepare``: the user's copies of the real datasets."""
+"""``fasbench data check`` and ``fasbench data prepare``: the user's copies of the real datasets
+(every dataset registered with a ``real=`` spec, built-in or plugin)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 
+def _registered() -> str:
+    """``msu_mfsd|M, casia_fasd|C, ...``: the registered real datasets (at help time only)."""
+    try:
+        from fasbench.data import indexers
+
+        listed = ", ".join(f"{s.name}|{s.letter}" for s in indexers.specs())
+    except Exception:  # a broken plugin set must not break --help; `fasbench ls datasets` says why
+        listed = ""
+    return listed or "see `fasbench ls datasets`"
+
+
+class _HelpWithDatasets(argparse.HelpFormatter):
+    """Fills ``{datasets}`` in a description with the registered real datasets, so the list
+    is built only when the help is printed."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("{datasets}", _registered()) if "{datasets}" in text else text)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "data", help="check and prepare your copies of the real datasets",
-        description="Real FAS datasets in their official layout (docs/datasets.md). Roots come from --root, "
-                    "data.roots.X=PATH, FASBENCH_ROOT_X, or the user config file.",
+        "data", help="check and prepare your copies of the real datasets", formatter_class=_HelpWithDatasets,
+        description="Real FAS datasets in their official layout (docs/datasets.md): {datasets}. Roots come from "
+                    "--root, data.roots.X=PATH, FASBENCH_ROOT_X, or the user config file.",
     )
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = sub.add_parser("check", help="index a dataset and compare its counts with the official ones",
-                       description="Index DATASET (msu_mfsd|M, casia_fasd|C, replay_attack|I, oulu_npu|O, "
-                                   "celeba_spoof|A) and print its counts next to the official counts.")
-    c.add_argument("dataset")
+                       formatter_class=_HelpWithDatasets,
+                       description="Index DATASET (a registered real dataset, by name or domain letter: {datasets}) "
+                                   "and print its counts next to the official counts.")
+    c.add_argument("dataset", help="name or domain letter of a registered real dataset")
     c.add_argument("--root", help="the dataset's root folder (default: the configured root)")
     c.add_argument("--probe", action="store_true", help="also open every video (frame counts, unreadable files)")
     c.add_argument("--json", action="store_true", help="print the counts as JSON")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=check_main, accepts_overrides=True)
     r = sub.add_parser("prepare", help="decode, detect/align/crop faces (MTCNN), fill the frame cache",
-                       description="Sample frames of every video of DATASET (or 'all' configured datasets), crop "
-                                   "the faces and write the memory-mapped frame cache `fasbench run` reads. "
-                                   "Interrupted runs resume; unreadable videos are reported and skipped. Extra "
+                       formatter_class=_HelpWithDatasets,
+                       description="Sample frames of every video of DATASET ({datasets}; or 'all' configured "
+                                   "datasets), crop the faces and write the memory-mapped frame cache `fasbench run` "
+                                   "reads. Interrupted runs resume; unreadable videos are reported and skipped. Extra "
                                    "key=value tokens set data options, e.g. data.preprocess.frames_per_video=8 "
                                    "data.preprocess.sampling=evenly (use the same ones with `fasbench run`).")
-    r.add_argument("dataset")
+    r.add_argument("dataset", help="name or domain letter of a registered real dataset, or 'all'")
     r.add_argument("--root", help="the dataset's root folder (default: the configured root)")
     r.add_argument("--workers", type=int, help="worker processes (default: min(4, CPUs) or $FASBENCH_PREPARE_WORKERS)")
     r.add_argument("--json", action="store_true", help="print the preparation summary as JSON")
@@ -36,14 +59,18 @@ def add_parser(subparsers) -> None:
 
 
 def data_config(overrides: list[str]):
-    """``data/real.yaml`` with ``data.key=value`` overrides (the same keys `fasbench run` takes)."""
+    """The ``real`` dataset's config (``data/real_base.yaml`` with a ``roots`` key per registered
+    letter and name) with ``data.key=value`` overrides (the same keys `fasbench run` takes)."""
     from importlib import resources
 
     from omegaconf import OmegaConf
 
+    from fasbench.data.roots import BASE_CONFIG, COMBINED, roots_node
     from fasbench.errors import FasbenchError
 
-    base = OmegaConf.load(str(resources.files("fasbench.conf").joinpath("data", "real.yaml")))
+    base = OmegaConf.load(str(resources.files("fasbench.conf").joinpath("data", f"{BASE_CONFIG}.yaml")))
+    base.name = COMBINED
+    base.roots = roots_node()
     dots = []
     for tok in overrides:
         key, eq, _ = tok.partition("=")
@@ -55,8 +82,9 @@ def data_config(overrides: list[str]):
         OmegaConf.set_struct(base, True)
         return OmegaConf.merge(base, OmegaConf.from_dotlist(dots))
     except Exception as exc:
-        raise FasbenchError(f"bad data override ({str(exc).splitlines()[0]}); keys are those of data/real.yaml, "
-                            f"e.g. data.preprocess.size=224") from None
+        raise FasbenchError(f"bad data override ({str(exc).splitlines()[0]}); keys are those of "
+                            f"data/{BASE_CONFIG}.yaml, e.g. data.preprocess.size=224, and data.roots.<letter or "
+                            "name> of a registered real dataset") from None
 
 
 def _root(name: str, cfg, explicit):
@@ -85,15 +113,16 @@ def check_main(args) -> int:
     diffs = [r for r in rows if not r["ok"]]
     unreadable = res.videos.loc[res.videos["error"] != "", ["path", "error"]].values.tolist() if args.probe else []
     if args.json:
-        out = {**found, "dataset": s.name, "domain": s.letter, "root": str(root),
-               "official": s.official, "differences": diffs, "unrecognised": res.unrecognised,
-               "excluded": res.excluded, "notes": res.notes}
+        out = {**found, "dataset": s.name, "domain": s.letter, "title": s.title, "plugin": s.plugin,
+               "root": str(root), "layout": s.layout, "official": dict(s.official), "differences": diffs,
+               "unrecognised": res.unrecognised, "excluded": res.excluded, "notes": res.notes}
         if args.probe:
             out["frames"] = int(res.videos["n_frames"].sum())
             out["unreadable"] = [{"path": p, "reason": e} for p, e in unreadable]
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{s.title} ({s.name}, domain {s.letter}) at {root} ({where})")
+    print(f"{s.title} ({s.name}, domain {s.letter}" + (f", plugin {s.plugin}" if s.plugin != "fasbench" else "")
+          + f") at {root} ({where})")
     print(tabulate([[r["what"], r["found"], r["official"], "ok" if r["ok"] else "DIFFERS"] for r in rows],
                    headers=["count", "found", "official", ""], tablefmt="simple"))
     for k, v in res.excluded.items():
@@ -101,7 +130,8 @@ def check_main(args) -> int:
     for n in res.notes:
         print(f"note: {n}")
     if res.unrecognised:
-        print(f"{len(res.unrecognised)} video file(s) do not follow the official naming and were not indexed:")
+        print(f"{len(res.unrecognised)} video file(s) do not follow the official naming ({s.layout}) and were "
+              "not indexed:")
         for p in res.unrecognised[:20]:
             print(f"  {p}")
         if len(res.unrecognised) > 20:
@@ -130,7 +160,7 @@ def prepare_main(args) -> int:
         letters = list(configured(cfg.get("roots")))
         if not letters:
             raise FasbenchError("no dataset root is configured; name a dataset and its --root, or set "
-                                "FASBENCH_ROOT_M=... (docs/datasets.md)")
+                                "FASBENCH_ROOT_<LETTER>=... (docs/datasets.md)")
     else:
         letters = [indexers.spec(args.dataset).letter]
     if args.workers is not None and args.workers < 1:

@@ -1,10 +1,16 @@
 """Indexers: a user's local copy of a FAS dataset, in its official layout and naming, as a
 video-level manifest (one row per video).
 
-Each dataset is described by a :class:`DatasetSpec`: its domain letter, where it is
-requested from, its official counts (``fasbench data check`` compares against them) and an
-``index(root)`` function. Sources for every convention used here are cited in
+A real dataset is registered once, through the ``register_datasets`` hook, with a
+:class:`DatasetSpec` (``real=``): its domain letter, title, where it is requested from, its
+official layout, its official counts (``fasbench data check`` compares against them) and its
+``index(root)`` function (or a lazy ``"module:attr"`` string naming it). :func:`spec` and
+:func:`specs` look the registrations up; the built-in ones are in ``fasbench/builtins.py``,
+their index functions here. Sources for every convention used here are cited in
 ``docs/datasets.md``.
+
+This module imports pandas only inside the functions that build or read a manifest, so a
+plugin can import :class:`DatasetSpec` at registration time (``fasbench --help``) for free.
 
 Columns of the video manifest (:data:`VIDEO_COLUMNS`): ``dataset, domain, video_id,
 subject, split`` (official split: train/dev/test), ``label`` (1 = live), ``attack``
@@ -17,13 +23,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import pandas as pd
+from fasbench.errors import DuplicateComponentError, FasbenchError
 
-from fasbench.errors import FasbenchError
+if TYPE_CHECKING:
+    import pandas as pd
 
 VIDEO_COLUMNS = ("dataset", "domain", "video_id", "subject", "split", "label", "attack", "attack_type",
                  "path", "n_frames", "error")
@@ -40,13 +47,151 @@ class IndexResult:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    name: str
+    """What ``fasbench data`` and the ``real`` dataset need of one real dataset; registered as
+    ``register(NAME, "fasbench.data.real_dataset:build", version=1, real=DatasetSpec(...))``.
+
+    ``letter``: the domain letter protocols use (``"OCI->M"``), one upper-case ASCII letter
+    no other registration uses. ``index``: ``index(root) -> IndexResult`` or ``"module:attr"``
+    naming it (imported on first use). ``official``: the counts of a complete copy, any of
+    ``videos, live, spoof, subjects`` (ints) and ``splits, attacks`` (name -> int). ``layout``:
+    one line describing the official folder structure and file naming (error messages and
+    ``fasbench data check`` show it). ``name`` and ``plugin`` are filled in from the
+    registration.
+    """
+
     letter: str
     title: str
-    url: str
-    index: Callable[[Path], IndexResult]
-    official: dict[str, Any]
-    layout: str
+    index: Callable[[Path], IndexResult] | str
+    official: Mapping[str, Any] = field(default_factory=dict)
+    layout: str = ""
+    url: str = ""
+    name: str = ""
+    plugin: str = ""
+
+    def indexer(self) -> Callable[[Path], IndexResult]:
+        """The index function, imported first when it was registered as ``"module:attr"``."""
+        if callable(self.index):
+            return self.index
+        from fasbench.registry import import_object
+
+        fn = import_object(str(self.index), f"dataset {self.name!r} (plugin {self.plugin!r}) indexer")
+        if not callable(fn):
+            raise FasbenchError(f"dataset {self.name!r} (plugin {self.plugin!r}): indexer {self.index!r} is not callable")
+        return fn
+
+    @property
+    def env_name(self) -> str:
+        """``FASBENCH_ROOT_<NAME>``'s suffix: the name upper-cased, other characters as ``_``."""
+        return re.sub(r"[^A-Z0-9]", "_", self.name.upper())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``fasbench ls datasets --json``)."""
+        index = self.index if isinstance(self.index, str) else (
+            f"{getattr(self.index, '__module__', '?')}:{getattr(self.index, '__qualname__', '?')}")
+        return {"letter": self.letter, "title": self.title, "url": self.url, "layout": self.layout,
+                "index": index, "official": _plain(self.official)}
+
+
+def _plain(v: Any) -> Any:
+    return {str(k): _plain(x) for k, x in v.items()} if isinstance(v, Mapping) else v
+
+
+_COUNT_KEYS = ("videos", "live", "spoof", "subjects")
+_GROUP_KEYS = ("splits", "attacks")
+
+
+def _check_official(official: Any, what: str) -> dict[str, Any]:
+    if not isinstance(official, Mapping):
+        raise FasbenchError(f"{what}: official={official!r}; give a mapping such as "
+                            "{'videos': 280, 'live': 70, 'splits': {'train': 120, 'test': 160}}")
+    out: dict[str, Any] = {}
+    for k, v in official.items():
+        if k in _COUNT_KEYS and isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            out[k] = v
+        elif k in _GROUP_KEYS and isinstance(v, Mapping) and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v.values()):
+            out[k] = {str(a): int(n) for a, n in v.items()}
+        else:
+            raise FasbenchError(f"{what}: official count {k}={v!r}; the keys are {', '.join(_COUNT_KEYS)} "
+                                f"(non-negative ints) and {', '.join(_GROUP_KEYS)} (name -> int)")
+    return out
+
+
+def check_registration(entry: Any, registry: Any) -> None:
+    """Called by the registry for every dataset registration with extra keywords: a ``real=``
+    spec is checked and completed (name, plugin) in place, and its domain letter must be free."""
+    value = entry.meta.get("real")
+    if value is None:
+        return
+    what = f"dataset {entry.name!r} (plugin {entry.plugin!r})"
+    if isinstance(value, Mapping):
+        try:
+            value = DatasetSpec(**value)
+        except TypeError as exc:
+            raise FasbenchError(f"{what}: real={{...}} {exc}; the keys are those of "
+                                "fasbench.data.indexers.DatasetSpec") from None
+    if not isinstance(value, DatasetSpec):
+        raise FasbenchError(f"{what} registers real={value!r}; it must be a fasbench.data.indexers.DatasetSpec")
+    letter = value.letter
+    if not (isinstance(letter, str) and len(letter) == 1 and "A" <= letter <= "Z"):
+        raise FasbenchError(f"{what}: domain letter {letter!r}; it must be one upper-case letter A-Z "
+                            "(protocols name domains by letter, e.g. 'OCI->M')")
+    if not (callable(value.index) or (isinstance(value.index, str) and ":" in value.index)):
+        raise FasbenchError(f"{what}: index={value.index!r}; give the index function or 'package.module:function'")
+    if not value.title or not isinstance(value.title, str):
+        raise FasbenchError(f"{what}: give the dataset's title (title='...')")
+    official = _check_official(value.official, what)
+    for other in registry:
+        o = other.meta.get("real")
+        if isinstance(o, DatasetSpec) and o.letter == letter:
+            raise DuplicateComponentError(
+                f"domain letter {letter!r} is registered by two datasets: {other.name!r} (plugin {other.plugin!r}) "
+                f"and {entry.name!r} (plugin {entry.plugin!r}); uninstall one of them or limit loading with "
+                "FASBENCH_LOAD_PLUGINS")
+    entry.meta["real"] = replace(value, name=entry.name, plugin=entry.plugin, official=official)
+
+
+def _registry():
+    from fasbench import plugins
+
+    return plugins.registry("datasets")
+
+
+def specs() -> list[DatasetSpec]:
+    """Every registered real dataset, in registration order (the built-ins first)."""
+    return [e.meta["real"] for e in _registry().in_order() if isinstance(e.meta.get("real"), DatasetSpec)]
+
+
+def spec(name_or_letter: str) -> DatasetSpec:
+    """A registered real dataset by name (``msu_mfsd``) or domain letter (``M``)."""
+    key = str(name_or_letter)
+    all_specs = specs()
+    for s in all_specs:
+        if s.name == key:
+            return s
+    if len(key) == 1:
+        for s in all_specs:
+            if s.letter == key.upper():
+                return s
+    import difflib
+
+    close = difflib.get_close_matches(key.lower(), [s.name for s in all_specs], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise FasbenchError(
+        f"unknown real dataset {key!r}{hint} Known: "
+        + (", ".join(f"{s.name} ({s.letter})" for s in all_specs) or "none registered")
+        + " (see `fasbench ls datasets`)"
+    )
+
+
+def letters() -> list[str]:
+    """The registered domain letters, in registration order."""
+    return [s.letter for s in specs()]
+
+
+def names() -> list[str]:
+    """The registered real datasets' names, in registration order."""
+    return [s.name for s in specs()]
 
 
 # --------------------------------------------------------------------------------------
@@ -63,7 +208,8 @@ def read_list(path: Path) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
-def _need_dir(root: Path, name: str, dataset: str, layout: str) -> Path:
+def need_dir(root: Path, name: str, dataset: str, layout: str) -> Path:
+    """``root / name``, which must be a folder; else an error that shows the official layout."""
     d = root / name
     if not d.is_dir():
         raise FasbenchError(
@@ -73,11 +219,17 @@ def _need_dir(root: Path, name: str, dataset: str, layout: str) -> Path:
     return d
 
 
-def _videos(d: Path) -> list[Path]:
+def video_files(d: Path) -> list[Path]:
+    """The video files directly in ``d`` (suffixes :data:`VIDEO_SUFFIXES`), sorted."""
     return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def _frame(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+def video_manifest(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """An indexer's rows as a video manifest: the :data:`VIDEO_COLUMNS` (``n_frames`` and
+    ``error`` filled in later by probing), then the dataset-specific ``extra`` columns, sorted
+    by ``video_id``."""
+    import pandas as pd
+
     cols = list(VIDEO_COLUMNS) + [c for c in extra if c not in VIDEO_COLUMNS]
     df = pd.DataFrame(rows, columns=cols)
     df["label"] = df["label"].astype("int64")
@@ -134,7 +286,7 @@ def _find_list(root: Path, name: str) -> Path | None:
 
 
 def index_msu(root: Path) -> IndexResult:
-    scene = _need_dir(root, "scene01", "msu_mfsd", MSU_LAYOUT)
+    scene = need_dir(root, "scene01", "msu_mfsd", MSU_LAYOUT)
     split_of: dict[int, str] = {}
     for split, name in (("train", "train_sub_list.txt"), ("test", "test_sub_list.txt")):
         lst = _find_list(root, name)
@@ -148,7 +300,7 @@ def index_msu(root: Path) -> IndexResult:
                 raise FasbenchError(f"msu_mfsd: {lst} has the line {ln!r}; expected one client number per line") from None
     rows, unrec = [], []
     for kind in ("real", "attack"):
-        for p in _videos(_need_dir(scene, kind, "msu_mfsd", MSU_LAYOUT)):
+        for p in video_files(need_dir(scene, kind, "msu_mfsd", MSU_LAYOUT)):
             m = _MSU.match(p.stem)
             if not m or m["kind"].lower() != kind or (kind == "attack") != bool(m["attack"]):
                 unrec.append(str(p.relative_to(root)))
@@ -164,7 +316,7 @@ def index_msu(root: Path) -> IndexResult:
                 "attack": {"none": "none", "printed_photo": "print"}.get(att, "replay"),
                 "attack_type": att, "path": str(p.relative_to(root)), "device": m["device"].lower(),
             })
-    return IndexResult(_frame(rows, ("device",)), unrec)
+    return IndexResult(video_manifest(rows, ("device",)), unrec)
 
 
 # --------------------------------------------------------------------------------------
@@ -184,12 +336,12 @@ CASIA_LAYOUT = "train_release/1/{1,2,...,8,HR_1,...,HR_4}.avi (subjects 1-20), t
 def index_casia(root: Path) -> IndexResult:
     rows, unrec = [], []
     for split, folder, offset in (("train", "train_release", 0), ("test", "test_release", 20)):
-        base = _need_dir(root, folder, "casia_fasd", CASIA_LAYOUT)
+        base = need_dir(root, folder, "casia_fasd", CASIA_LAYOUT)
         for sub in sorted((d for d in base.iterdir() if d.is_dir()), key=lambda d: (len(d.name), d.name)):
             if not sub.name.isdigit():
-                unrec.extend(str(p.relative_to(root)) for p in _videos(sub))
+                unrec.extend(str(p.relative_to(root)) for p in video_files(sub))
                 continue
-            for p in _videos(sub):
+            for p in video_files(sub):
                 info = _CASIA.get(p.stem.upper() if p.stem.upper().startswith("HR_") else p.stem)
                 if info is None:
                     unrec.append(str(p.relative_to(root)))
@@ -201,7 +353,7 @@ def index_casia(root: Path) -> IndexResult:
                     "attack": {"none": "none", "video_replay": "replay"}.get(att, "print"),
                     "attack_type": att, "path": str(p.relative_to(root)), "quality": quality,
                 })
-    return IndexResult(_frame(rows, ("quality",)), unrec)
+    return IndexResult(video_manifest(rows, ("quality",)), unrec)
 
 
 # --------------------------------------------------------------------------------------
@@ -223,8 +375,8 @@ def index_replay(root: Path) -> IndexResult:
     if enroll.is_dir():
         excluded["enroll"] = sum(1 for p in enroll.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     for split, folder in (("train", "train"), ("dev", "devel"), ("test", "test")):
-        base = _need_dir(root, folder, "replay_attack", REPLAY_LAYOUT)
-        for p in _videos(_need_dir(base, "real", "replay_attack", REPLAY_LAYOUT)):
+        base = need_dir(root, folder, "replay_attack", REPLAY_LAYOUT)
+        for p in video_files(need_dir(base, "real", "replay_attack", REPLAY_LAYOUT)):
             m = _REPLAY_REAL.match(p.stem)
             if not m:
                 unrec.append(str(p.relative_to(root)))
@@ -235,9 +387,9 @@ def index_replay(root: Path) -> IndexResult:
                 "attack_type": "none", "path": str(p.relative_to(root)), "support": "", "quality": "",
                 "light": m["light"].lower(),
             })
-        att_dir = _need_dir(base, "attack", "replay_attack", REPLAY_LAYOUT)
+        att_dir = need_dir(base, "attack", "replay_attack", REPLAY_LAYOUT)
         for support in ("fixed", "hand"):
-            for p in _videos(_need_dir(att_dir, support, "replay_attack", REPLAY_LAYOUT)):
+            for p in video_files(need_dir(att_dir, support, "replay_attack", REPLAY_LAYOUT)):
                 m = _REPLAY_ATTACK.match(p.stem)
                 if not m:
                     unrec.append(str(p.relative_to(root)))
@@ -251,7 +403,7 @@ def index_replay(root: Path) -> IndexResult:
                     "path": str(p.relative_to(root)), "support": support, "quality": device,
                     "light": m["light"].lower(),
                 })
-    return IndexResult(_frame(rows, ("support", "quality", "light")), unrec, excluded)
+    return IndexResult(video_manifest(rows, ("support", "quality", "light")), unrec, excluded)
 
 
 # --------------------------------------------------------------------------------------
@@ -302,7 +454,7 @@ def _oulu_protocols(root: Path, by_name: dict[str, int], n: int) -> tuple[dict[s
 def index_oulu(root: Path) -> IndexResult:
     rows, unrec = [], []
     for split, folder in (("train", "Train_files"), ("dev", "Dev_files"), ("test", "Test_files")):
-        for p in _videos(_need_dir(root, folder, "oulu_npu", OULU_LAYOUT)):
+        for p in video_files(need_dir(root, folder, "oulu_npu", OULU_LAYOUT)):
             m = _OULU.match(p.stem)
             if not m:
                 unrec.append(str(p.relative_to(root)))
@@ -313,7 +465,7 @@ def index_oulu(root: Path) -> IndexResult:
                 "split": split, "label": int(m["file"] == "1"), "attack": attack, "attack_type": att_type,
                 "path": str(p.relative_to(root)), "phone": int(m["phone"]), "session": int(m["session"]),
             })
-    df = _frame(rows, ("phone", "session"))
+    df = video_manifest(rows, ("phone", "session"))
     by_name = {v: i for i, v in enumerate(df["video_id"].tolist())}
     cols, notes = _oulu_protocols(root, by_name, len(df))
     for c, v in cols.items():
@@ -360,62 +512,7 @@ def index_celeba_spoof(root: Path) -> IndexResult:
                 "subject": parts[-3], "split": split, "label": int(live),
                 "attack": _CELEBA_KIND.get(spoof_type, "other"), "attack_type": spoof_type, "path": rel,
             })
-    return IndexResult(_frame(rows), unrec)
-
-
-# --------------------------------------------------------------------------------------
-# registry of the built-in real datasets
-# --------------------------------------------------------------------------------------
-
-SPECS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec(
-        "msu_mfsd", "M", "MSU-MFSD (MSU Mobile Face Spoofing Database)",
-        "https://sites.google.com/site/huhanhomepage/datasetcode", index_msu,
-        {"videos": 280, "live": 70, "spoof": 210, "splits": {"train": 120, "test": 160},
-         "attacks": {"printed_photo": 70, "ipad_video": 70, "iphone_video": 70}, "subjects": 35},
-        MSU_LAYOUT),
-    DatasetSpec(
-        "casia_fasd", "C", "CASIA-FASD (CASIA Face Anti-Spoofing Database)",
-        "http://www.cbsr.ia.ac.cn/english/FaceAntiSpoof%20Databases.asp", index_casia,
-        {"videos": 600, "live": 150, "spoof": 450, "splits": {"train": 240, "test": 360},
-         "attacks": {"warped_photo": 150, "cut_photo": 150, "video_replay": 150}, "subjects": 50},
-        CASIA_LAYOUT),
-    DatasetSpec(
-        "replay_attack", "I", "Idiap Replay-Attack",
-        "https://www.idiap.ch/en/scientific-research/data/replayattack", index_replay,
-        {"videos": 1200, "live": 200, "spoof": 1000, "splits": {"train": 360, "dev": 360, "test": 480},
-         "attacks": {"print": 200, "photo": 400, "video": 400}, "subjects": 50},
-        REPLAY_LAYOUT),
-    DatasetSpec(
-        "oulu_npu", "O", "OULU-NPU",
-        "https://sites.google.com/site/oulunpudatabase/", index_oulu,
-        {"videos": 4950, "live": 990, "spoof": 3960, "splits": {"train": 1800, "dev": 1350, "test": 1800},
-         "attacks": {"print1": 990, "print2": 990, "replay1": 990, "replay2": 990}, "subjects": 55},
-        OULU_LAYOUT),
-    DatasetSpec(
-        "celeba_spoof", "A", "CelebA-Spoof",
-        "https://github.com/ZhangYuanhan-AI/CelebA-Spoof", index_celeba_spoof,
-        {"videos": 625537, "live": 156384, "spoof": 469153, "subjects": 10177},
-        CELEBA_LAYOUT),
-)}
-BY_LETTER = {s.letter: s for s in SPECS.values()}
-
-
-def spec(name_or_letter: str) -> DatasetSpec:
-    """A built-in dataset by name (``msu_mfsd``) or domain letter (``M``)."""
-    key = str(name_or_letter)
-    if key in SPECS:
-        return SPECS[key]
-    if key.upper() in BY_LETTER and len(key) == 1:
-        return BY_LETTER[key.upper()]
-    import difflib
-
-    close = difflib.get_close_matches(key.lower(), list(SPECS), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise FasbenchError(
-        f"unknown real dataset {key!r}{hint} Known: "
-        + ", ".join(f"{s.name} ({s.letter})" for s in SPECS.values())
-    )
+    return IndexResult(video_manifest(rows), unrec)
 
 
 def index(name_or_letter: str, root: str | Path, *, probe: bool = True, progress: bool = True,
@@ -426,12 +523,34 @@ def index(name_or_letter: str, root: str | Path, *, probe: bool = True, progress
     if not root.is_dir():
         raise FasbenchError(f"{s.name}: root {root} is not a directory; set it to your copy of {s.title} "
                             f"(its official layout: {s.layout})")
-    res = s.index(root)
+    res = s.indexer()(root)
+    if not isinstance(res, IndexResult):
+        raise FasbenchError(f"{s.name}: the indexer of plugin {s.plugin!r} returned {type(res).__name__}, "
+                            "not a fasbench.data.indexers.IndexResult")
+    _check_manifest(s, res)
     if res.videos.empty:
         raise FasbenchError(f"{s.name}: no video found under {root} in the official layout ({s.layout})")
     if probe:
         res.videos = probe_all(res.videos, root, progress=progress, workers=workers)
     return res
+
+
+def _check_manifest(s: DatasetSpec, res: IndexResult) -> None:
+    """An indexer's manifest has every column, and its rows are of this dataset and domain."""
+    df = res.videos
+    missing = [c for c in VIDEO_COLUMNS if c not in df.columns and c not in ("n_frames", "error")]
+    if missing:
+        raise FasbenchError(f"{s.name}: the manifest of plugin {s.plugin!r}'s indexer lacks the column(s) "
+                            f"{', '.join(missing)} (build it with fasbench.data.indexers.video_manifest)")
+    for col, want in (("dataset", s.name), ("domain", s.letter)):
+        bad = sorted({str(v) for v in df[col].unique()} - {want})
+        if bad:
+            raise FasbenchError(f"{s.name}: plugin {s.plugin!r}'s indexer sets {col}={bad[0]!r}; every row of "
+                                f"this dataset must have {col}={want!r} (its registration)")
+    if "n_frames" not in df.columns:
+        df["n_frames"] = 0
+    if "error" not in df.columns:
+        df["error"] = ""
 
 
 def counts(df: pd.DataFrame) -> dict[str, Any]:

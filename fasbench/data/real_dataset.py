@@ -77,22 +77,24 @@ def _reopen(items: list[Any]) -> StackedFrames:
 
 
 def _letters(cfg: Any, domains: list[str] | None) -> list[str]:
+    """The domain letters to build: ``domains`` (the protocol's), else ``data.domains``, the
+    dataset named by ``data.name``, or every registered real dataset with a configured root
+    (all of them when none is, so that the error names every root to set)."""
     from fasbench.data import indexers
     from fasbench.data.roots import configured
 
     if domains:
         return [indexers.spec(d).letter for d in domains]
-    if cfg.get("domains"):
-        doms = cfg.domains
-        return [indexers.spec(d).letter for d in ([doms] if isinstance(doms, str) and len(doms) == 1
-                                                    else (list(doms) if not isinstance(doms, str) else list(doms)))]
+    doms = cfg.get("domains")
+    if doms:
+        # "MC" or [M, C] (a single name such as "msu_mfsd" is a dataset, not letters)
+        names = [doms] if isinstance(doms, str) and not doms.isupper() else list(doms)
+        return [indexers.spec(d).letter for d in names]
     name = str(cfg.get("name", "real"))
-    if name in indexers.SPECS:
-        return [indexers.SPECS[name].letter]
+    if name in indexers.names():
+        return [indexers.spec(name).letter]
     have = configured(cfg.get("roots"))
-    if not have:
-        return ["M", "C", "I", "O"]
-    return [L for L in "MCIOA" if L in have]
+    return [L for L in indexers.letters() if L in have] or indexers.letters()
 
 
 def frame_manifest(videos: pd.DataFrame, prepared_videos: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,11 @@ A dataset's root is looked up, first match wins, in:
 3. the environment: ``FASBENCH_ROOT_M=/path`` or ``FASBENCH_ROOT_MSU_MFSD=/path``,
 4. the user config file ``$FASBENCH_CONFIG``, else ``$XDG_CONFIG_HOME/fasbench/config.yaml``
    (``~/.config/fasbench/config.yaml``), with a ``roots:`` mapping keyed the same way.
+
+The datasets are those registered with a ``real=`` spec (built-in or plugin), in
+registration order. :func:`config_node` gives each one (and ``real``, all of them) its Hydra
+config-group entry: ``data/real_base.yaml`` plus its domain and a ``roots`` key for every
+registered letter and name, so ``data.roots.X=...`` works for a plugin's dataset too.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from fasbench.data.indexers import SPECS, DatasetSpec, spec
+from fasbench.data.indexers import DatasetSpec, spec, specs
 from fasbench.errors import FasbenchError
 
 
@@ -53,7 +58,7 @@ def _pick(mapping: Mapping[str, Any] | None, s: DatasetSpec) -> Any:
 
 
 def env_names(s: DatasetSpec) -> tuple[str, str]:
-    return f"FASBENCH_ROOT_{s.letter}", f"FASBENCH_ROOT_{s.name.upper()}"
+    return f"FASBENCH_ROOT_{s.letter}", f"FASBENCH_ROOT_{s.env_name}"
 
 
 def resolve(name_or_letter: str, cfg_roots: Mapping[str, Any] | None = None,
@@ -77,7 +82,7 @@ def resolve(name_or_letter: str, cfg_roots: Mapping[str, Any] | None = None,
 def configured(cfg_roots: Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Letter -> root of every dataset with a root from any source."""
     out = {}
-    for s in SPECS.values():
+    for s in specs():
         root, _ = resolve(s.name, cfg_roots)
         if root is not None:
             out[s.letter] = root
@@ -85,7 +90,8 @@ def configured(cfg_roots: Mapping[str, Any] | None = None) -> dict[str, Path]:
 
 
 def missing_message(letters: list[str], what: str, synthetic_hint: bool = True) -> str:
-    letters = sorted(letters, key=lambda L: "MCIOA".find(spec(L).letter))
+    order = [s.letter for s in specs()]
+    letters = sorted(letters, key=lambda L: order.index(spec(L).letter))
     names = ", ".join(f"{L} ({spec(L).name})" for L in letters)
     first = spec(letters[0])
     return (
@@ -95,3 +101,29 @@ def missing_message(letters: list[str], what: str, synthetic_hint: bool = True) 
         f"(docs/datasets.md says where each dataset is requested from)"
         + ("; `--data synthetic` runs now without any download" if synthetic_hint else "")
     )
+
+
+#: The dataset that combines every real dataset with a configured root (``--data real``).
+COMBINED = "real"
+#: The options every real dataset shares, in the ``data`` config group.
+BASE_CONFIG = "real_base"
+
+
+def roots_node() -> dict[str, None]:
+    """``data.roots``: a key per registered letter and name, so each can be set from the command line."""
+    out: dict[str, None] = {}
+    for s in specs():
+        out[s.letter] = None
+        out[s.name] = None
+    return out
+
+
+def config_node(entry) -> dict[str, Any] | None:
+    """The Hydra config-group entry (``data=NAME``) of a real dataset's registration, or None
+    for other datasets: ``data/real_base.yaml`` with its name, its domain (none for ``real``:
+    the protocol's) and the ``roots`` mapping."""
+    real = entry.meta.get("real")
+    if not isinstance(real, DatasetSpec) and entry.name != COMBINED:
+        return None
+    return {"defaults": [BASE_CONFIG, "_self_"], "name": entry.name,
+            "domains": [real.letter] if isinstance(real, DatasetSpec) else None, "roots": roots_node()}
