@@ -2,9 +2,13 @@
 
 A plugin is a module with ``@hookimpl`` functions named after these specs, listed under
 ``[project.entry-points.fasbench]`` in its ``pyproject.toml``. Every ``register_*`` hook
-receives a ``register(name, factory, *, version=1, description="", **meta)`` callable;
-``factory`` may be a callable or a lazy ``"module:attr"`` string (preferred: it keeps
-``fasbench --help`` free of heavy imports).
+receives a ``register(name, factory, *, version=1, description="", options=None, **meta)``
+callable; ``factory`` may be a callable or a lazy ``"module:attr"`` string (preferred: it
+keeps ``fasbench --help`` free of heavy imports). ``options`` is the component's
+:class:`fasbench.options.Options` subclass (or a ``"module:Class"`` string naming it, in a
+torch-free module): its typed fields with defaults are the component's config keys, declared
+once; the factory receives the validated instance. docs/architecture.md describes every
+kind's contract and the files a plugin author touches.
 """
 from __future__ import annotations
 
@@ -32,26 +36,29 @@ def register_protocols(register):
 
 @hookspec
 def register_students(register):
-    """Register students: ``factory(**cfg) -> nn.Module`` exposing ``features(x)`` (dict of
-    named tensors, at least ``"pooled"``) and ``logits(x)`` (live/spoof logits, class 1 = live)."""
+    """Register students: ``factory(options, ctx) -> fasbench.api.Student`` (``features(x01,
+    intermediates)`` with at least ``"pooled"``, ``classify(pooled)``, ``num_features``,
+    ``normalize``); images are RGB in [0, 1] and the student normalises them itself."""
 
 
 @hookspec
 def register_teachers(register):
-    """Register teachers: frozen networks with ``kind`` (perceptual / generative), ``weights``
-    URI and ``features(x)`` on their own input size and normalisation."""
+    """Register teachers: ``factory(options, ctx) -> fasbench.api.Teacher`` (frozen; ``kind``;
+    ``features(x01, names)``; ``feature_shapes()``). Options subclass
+    ``fasbench.api.TeacherOptions``; ``weights=`` in the registration is the default weights URI,
+    or a mapping ``{"synthetic": URI, "*": URI}`` by dataset; the harness picks the URI."""
 
 
 @hookspec
 def register_aligners(register):
-    """Register aligners: ``factory(cfg, ctx) -> Aligner``; an aligner maps
-    ``(batch, student) -> (batch, losses)`` (it may perturb the inputs or add losses)."""
+    """Register aligners: ``factory(options, ctx) -> fasbench.api.Aligner``; an aligner maps
+    ``(batch, student) -> (batch, losses)`` (it may perturb the [0, 1] inputs or add losses)."""
 
 
 @hookspec
 def register_methods(register):
-    """Register methods (recipes): ``factory(cfg, ctx) -> fasbench.api.Method`` with
-    ``training_step(batch) -> dict[str, Tensor]`` and ``predict(x) -> live score in [0, 1]``."""
+    """Register methods (recipes): ``factory(options, ctx) -> fasbench.api.Method`` with
+    ``training_step(batch) -> dict[str, Tensor]`` and ``predict(x01) -> live score in [0, 1]``."""
 
 
 @hookspec

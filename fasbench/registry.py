@@ -63,7 +63,7 @@ class Entry:
             "plugin": self.plugin,
             "description": self.description,
             "factory": factory,
-            **({"meta": self.meta} if self.meta else {}),
+            **({"meta": {k: _meta_value(v) for k, v in self.meta.items()}} if self.meta else {}),
         }
 
 
@@ -79,6 +79,16 @@ def import_object(spec: str, what: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise FasbenchError(f"{what} could not load {spec!r}: {exc}") from exc
     return obj
+
+
+def _meta_value(value: Any) -> Any:
+    """A registration's meta value, JSON-safe: ``as_dict()`` of a spec, ``"module:qualname"``
+    of a class or function (an options class), else as is."""
+    if hasattr(value, "as_dict") and not isinstance(value, type):
+        return value.as_dict()
+    if isinstance(value, type) or callable(value):
+        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', '?')}"
+    return value
 
 
 class Registry:

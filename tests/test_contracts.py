@@ -2,6 +2,7 @@
 plugin author may rely on and what the harness checks, with small in-process components."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -157,3 +158,13 @@ def test_bad_values_fail_fast_with_one_line(run_cli, one_line_error, tmp_path, o
     assert needle in line, line
     assert elapsed < 20  # generous for a loaded CI machine; benchmarks/harness_overhead.py measures it
     assert not (tmp_path / "MICO").exists()  # nothing ran
+
+
+def test_ls_shows_a_components_declared_options(run_cli):
+    proc = run_cli("ls", "methods", "dat")
+    assert proc.returncode == 0, proc.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in proc.stdout.splitlines()[3:] if ln.strip()}
+    assert rows["method.hidden"][:2] == ["int", "256"] and rows["method.single_side"][:2] == ["bool", "false"]
+    assert rows["method.dropout"][:2] == ["float", "0.5"]
+    js = run_cli("ls", "students", "timm", "--json")
+    assert {o["key"] for o in json.loads(js.stdout)["options"]} == {"arch", "pretrained", "drop_rate", "timm_kwargs"}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fasbench.errors import FasbenchError
 
-#: Columns every manifest carries (DESIGN.md section 3). ``label``: 1 = live, 0 = spoof.
+#: Columns every manifest carries (docs/architecture.md, section 2). ``label``: 1 = live, 0 = spoof.
 MANIFEST_COLUMNS = (
     "dataset",
     "domain",
