@@ -9,7 +9,8 @@ EXAMPLE = REPO / "examples" / "plugin-example"
 
 
 def test_plugin_example_in_readme_is_the_tested_one():
-    for rel in ("pyproject.toml", "fasbench_example/plugin.py", "fasbench_example/method.py"):
+    for rel in ("pyproject.toml", "fasbench_example/plugin.py", "fasbench_example/options.py",
+                "fasbench_example/method.py"):
         code = (EXAMPLE / rel).read_text().strip()
         assert code in README, f"README's copy of examples/plugin-example/{rel} is out of date"
 
