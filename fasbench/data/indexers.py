@@ -158,8 +158,12 @@ def _registry():
 
 
 def specs() -> list[DatasetSpec]:
-    """Every registered real dataset, in registration order (the built-ins first)."""
-    return [e.meta["real"] for e in _registry().in_order() if isinstance(e.meta.get("real"), DatasetSpec)]
+    """Every registered real dataset: fasbench's own first, then each plugin's (plugins by
+    name), each in the order its ``register_datasets`` registered them."""
+    from fasbench.plugins import BUILTIN
+
+    found = [e.meta["real"] for e in _registry().in_order() if isinstance(e.meta.get("real"), DatasetSpec)]
+    return sorted(found, key=lambda s: (s.plugin != BUILTIN, s.plugin if s.plugin != BUILTIN else ""))
 
 
 def spec(name_or_letter: str) -> DatasetSpec:
