@@ -19,8 +19,8 @@ def register_datasets(register):
 
     build = "fasbench.data.real_dataset:build"
     register("real", build, version=1,
-             description="Your copies of every real dataset with a configured root (the ones with a domain letter "
-                         "below, plugins' included); roots: data.roots.X / FASBENCH_ROOT_X (docs/datasets.md)")
+             description="Your copies of the real datasets (each one is listed here too, plugins' included) that "
+                         "have a root: data.roots.X / FASBENCH_ROOT_X (docs/datasets.md)")
     for name, spec in (
         ("msu_mfsd", ix.DatasetSpec(
             "M", "MSU-MFSD (MSU Mobile Face Spoofing Database)", "fasbench.data.indexers:index_msu",

@@ -157,6 +157,15 @@ def test_data_check_without_root_names_the_plugin_letter(installed, run_cli, one
 
 # --- roots and the Hydra entry, in-process ----------------------------------------------------
 
+def _forget_real_config_entries() -> None:
+    """The `--data` entries of real datasets hold a root key per registered dataset: have the next
+    compose store them again for the plugins loaded then (a process normally loads plugins once)."""
+    from fasbench import config
+
+    for key in [k for k in config._stored if k[0] == "data" and k[1] != "synthetic"]:
+        config._stored.discard(key)
+
+
 @pytest.fixture
 def with_example(installed, monkeypatch, tmp_path):
     """The installed example visible to this process, no other root configured."""
@@ -168,8 +177,10 @@ def with_example(installed, monkeypatch, tmp_path):
         if k.startswith("FASBENCH_ROOT_") or k in ("FASBENCH_LOAD_PLUGINS", "FASBENCH_STRICT_PLUGINS"):
             monkeypatch.delenv(k)
     plugins.reset()
+    _forget_real_config_entries()
     yield
     plugins.reset()
+    _forget_real_config_entries()
     for name in [m for m in sys.modules if m.startswith("fasbench_wren")]:
         del sys.modules[name]
 
@@ -203,6 +214,8 @@ def test_hydra_entry_of_a_plugin_dataset(with_example):
     assert d.split_convention == "whole" and d.roots.M is None  # every key of data/real_base.yaml applies
     cfg = config.compose(["method=erm", "data=wren_pad", "data.roots.wren_pad=/by-name"])
     assert cfg.data.roots.wren_pad == "/by-name"
+    cfg = config.compose(["method=erm", "data=real", "data.roots.W=/w"])  # --data real: every registered root
+    assert (cfg.data.name, cfg.data.domains, cfg.data.roots.W, cfg.data.roots.wren_pad) == ("real", None, "/w", None)
 
 
 # --- clashes and malformed registrations --------------------------------------------------------

@@ -318,6 +318,19 @@ def test_roots_precedence(monkeypatch, tmp_path):
     assert roots.configured() == {"M": Path("/from/env")}
 
 
+def test_config_entries_of_the_registered_datasets():
+    """Each registered real dataset's `--data` entry is data/real_base.yaml + its letter, and every
+    registered letter and name is a data.roots key (so `data.roots.msu_mfsd=` is accepted)."""
+    from fasbench import config
+
+    cfg = config.compose(["method=erm", "data=real", "data.roots.msu_mfsd=/m", "data.roots.C=/c"])
+    assert (cfg.data.name, cfg.data.domains, cfg.data.roots.msu_mfsd, cfg.data.roots.C) == ("real", None, "/m", "/c")
+    assert set(cfg.data.roots) >= {"M", "msu_mfsd", "C", "casia_fasd", "I", "replay_attack", "O", "oulu_npu",
+                                   "A", "celeba_spoof"}
+    cfg = config.compose(["method=erm", "data=oulu_npu", "data.preprocess.size=128"])
+    assert (cfg.data.name, list(cfg.data.domains), cfg.data.crop_size, cfg.data.preprocess.size) == ("oulu_npu", ["O"], 224, 128)
+
+
 # --- split conventions and the protocols that choose their own rows -----------------------
 
 def _toy_manifest():
