@@ -287,7 +287,7 @@ def paired_bootstrap(a_records: Sequence[RunRecord], b_records: Sequence[RunReco
                + [{"task": t, "seed": s, "only": "B"} for (t, s) in by_b if (t, s) not in by_a])
     if not paired:
         raise FasbenchError(f"{a} and {b} share no (task, seed): nothing to pair")
-    from fasbench.leaderboard import _task_order  # the leaderboard's task order
+    from fasbench.leaderboard.grouping import _task_order  # the leaderboard's task order
 
     protocol = protocol or a_records[0].protocol
     task_order = _task_order(protocol, [by_a[k] for k in sorted(paired)])

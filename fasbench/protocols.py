@@ -80,9 +80,26 @@ class Protocol:
         )
 
 
+def parse_task_name(name: str) -> tuple[tuple[str, ...], str] | None:
+    """``(sources, target)`` of a task name, or None when it has no ``->`` (nor ``→``).
+
+    Sources are one letter per domain (``OCI->M``) or names separated by ``&``, ``,``, ``+``
+    or spaces (``O&C&I->M``, ``O, C, I -> M``, ``MSU&CASIA->OULU``); the target is the rest,
+    stripped. The one parser of task names: protocols and the leaderboard both use it.
+    """
+    name = name.replace("→", "->")
+    if "->" not in name:
+        return None
+    lhs, rhs = name.split("->", 1)
+    tokens = [t for t in re.split(r"[&,+\s]+", lhs.strip()) if t]
+    if len(tokens) == 1:
+        tokens = list(tokens[0])
+    return tuple(tokens), rhs.strip()
+
+
 def _cross(spec: str) -> Task:
-    src, tgt = spec.split("->")
-    return Task(tuple(src), tgt)
+    sources, target = parse_task_name(spec)
+    return Task(sources, target)
 
 
 def mico() -> Protocol:
@@ -196,10 +213,8 @@ def parse_adhoc(spec: str) -> Protocol:
                 f"cannot parse protocol {part.strip()!r}; write sources->target with one letter per domain, "
                 f"e.g. 'OCI->M' or 'O&C&I->M' (several tasks: 'MI->C;MI->O')"
             )
-        raw_src, tgt = m.group(1), m.group(2)
-        src = [s for s in re.split(r"[&,+ ]+", raw_src) if s]
-        sources = tuple(src) if len(src) > 1 else tuple(src[0])
-        tasks.append(Task(sources, tgt))
+        sources, target = parse_task_name(part)
+        tasks.append(Task(sources, target))
     if not tasks:
         raise FasbenchError(f"protocol {spec!r} has no task")
     name = ";".join(t.name for t in tasks)

@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import subprocess
 import warnings
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any, Iterable, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer
 
 from fasbench.errors import FasbenchError
+from fasbench.util import atomic_write_bytes, atomic_write_json, atomic_write_text, dumps_json  # noqa: F401 (re-exported)
 
 SCHEMA = "fasbench.record/2"
 RECORD_FILENAME = "record.json"
@@ -382,85 +382,6 @@ def run_label(rec: RunRecord) -> str:
 def key_diff(a: RunRecord, b: RunRecord) -> list[str]:
     """The identity parts that differ between two records."""
     return fields_diff(identity_fields(a), identity_fields(b))
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _json_default(obj: Any) -> Any:
-    """Convert the non-JSON types a trainer commonly produces; reject everything else."""
-    # numpy scalars / arrays and torch tensors (duck-typed: no numpy/torch import here).
-    if hasattr(obj, "dtype") and callable(getattr(obj, "tolist", None)):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    if hasattr(obj, "isoformat") and callable(obj.isoformat):  # datetime / date
-        return obj.isoformat()
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def dumps_json(obj: Any) -> str:
-    """Serialise ``obj`` as records are written: indent 2, key order kept, final newline."""
-    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write_bytes`)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically.
-
-    The bytes go to a hidden temp file in the same directory, are flushed and fsynced, and
-    the temp file is then ``os.replace``-d onto ``path``: a reader sees either the old file
-    or the new one, never a partial one.  The temp file is removed on any failure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_write_text`).
-
-    numpy scalars/arrays (and tensors) become plain ints/floats/lists, paths become strings.
-    The object is serialised *before* any file is touched, so if serialisation fails
-    (``TypeError`` for an unsupported object) an existing file keeps its old content and no
-    temp file is left behind.  Non-finite floats are written as ``NaN``/``Infinity``, which
-    Python's ``json`` reads back.
-    """
-    return atomic_write_text(path, dumps_json(obj))
 
 
 # --------------------------------------------------------------------------- loading

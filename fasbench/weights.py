@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import unquote
 
 from fasbench.errors import FasbenchError
+from fasbench.util import env_flag
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -272,16 +273,12 @@ def _resolve_local_dir(uri: str, rest: str) -> ResolvedWeights:
 # ---------------------------------------------------------------------------------- Hugging Face
 
 
-def _is_true(value: str | None) -> bool:
-    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
 def hub_offline() -> bool:
     """Whether the Hub must not be contacted: ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as
     set now; when neither is set, huggingface_hub's own setting (read when it was imported)."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
-    if value:
-        return _is_true(value)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name):
+            return env_flag(name)
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from fasbench.data.faces import FaceConfig
 from fasbench.errors import FasbenchError
+from fasbench.util import atomic_write_text, cache_root
 
 #: Bumped whenever the crops for a given config change (part of the cache key).
 PREP_VERSION = 1
@@ -164,20 +165,8 @@ def _init_worker() -> None:
 # the cache entry
 # --------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("FASBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fasbench"
-
-
 def entry_dir(cache_dir: str | Path | None, dataset: str, key: str) -> Path:
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return root / "real" / dataset / key
+    return cache_root(cache_dir) / "real" / dataset / key
 
 
 @dataclass
@@ -242,7 +231,7 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
     plan = {"key": key, "dataset": dataset, "config": cfg.as_dict(), "version": PREP_VERSION,
             "videos": len(paths), "frames": total}
     if not (entry / "plan.json").exists():
-        _atomic_write(entry / "plan.json", json.dumps(plan, indent=1))
+        atomic_write_text(entry / "plan.json", json.dumps(plan, indent=1))
     part = entry / "images.partial.npy"
     log_path = entry / "progress.jsonl"
     done = _read_progress(log_path) if part.exists() else {}
@@ -367,9 +356,7 @@ def _finalize(entry: Path, videos: pd.DataFrame, slots: np.ndarray, starts: np.n
                      "no_face": int(r["no_face"]), "fallback": r["fallback"]})
         pos += int(slots[i])
     vdf = pd.DataFrame(rows, columns=["path", "slot_start", "slots", "sampled", "faces", "no_face", "fallback"])
-    tmp_csv = entry / ".videos.csv.tmp"
-    vdf.to_csv(tmp_csv, index=False)
-    os.replace(tmp_csv, entry / "videos.csv")
+    atomic_write_text(entry / "videos.csv", vdf.to_csv(index=False))
     summary = {
         "dataset": plan["dataset"], "key": plan["key"], "version": PREP_VERSION, "config": plan["config"],
         "videos": len(videos), "prepared": len(ok), "frames": n_ok,
@@ -378,7 +365,7 @@ def _finalize(entry: Path, videos: pd.DataFrame, slots: np.ndarray, starts: np.n
         "fallbacks": {str(k): int(v) for k, v in vdf.loc[vdf["fallback"] != "", "fallback"].value_counts().items()},
         "skipped": skipped, "resumed": resumed, "cache": str(entry),
     }
-    _atomic_write(entry / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_text(entry / "summary.json", json.dumps(summary, indent=1))
     prepared = load(entry)
     if prepared is None:
         raise FasbenchError(f"the frame cache {entry} could not be read back after preparation; delete it and rerun")

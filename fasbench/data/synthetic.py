@@ -57,6 +57,7 @@ import pandas as pd
 
 from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet
 from fasbench.errors import FasbenchError
+from fasbench.util import cache_root
 
 #: Bump whenever the generated pixels or manifest change for an unchanged config.
 GENERATOR_VERSION = 2
@@ -785,11 +786,6 @@ def cache_key(cfg: SyntheticConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("FASBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fasbench"
-
-
 def _read_manifest(path: Path) -> pd.DataFrame:
     str_cols = [c for c in MANIFEST_COLUMNS if c not in ("label", "frame")]
     df = pd.read_csv(path, dtype={**{c: str for c in str_cols}, "label": "int64", "frame": "int64"},
@@ -823,7 +819,7 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
     partial entry; an unreadable entry is deleted and regenerated.
     """
     _check(cfg)
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    root = cache_root(cache_dir)
     parent = root / "synthetic"
     entry = parent / cache_key(cfg)
     if entry.exists():

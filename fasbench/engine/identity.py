@@ -9,7 +9,6 @@ import fasbench
 from fasbench.errors import FasbenchError
 from fasbench.records import fields_diff
 
-
 #: Config keys that do not change results (or are recorded elsewhere): left out of the
 #: config hash so that seeds and output places of one setting average together.
 #: ``device`` is left out because the effective precision (cpu-fp32, cuda-bf16, ...) is part of

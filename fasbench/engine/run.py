@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from fasbench import plugins
 from fasbench.errors import FasbenchError
 from fasbench.protocols import Protocol, looks_adhoc, parse_adhoc
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("->", "_to_")).strip("_")
+from fasbench.util import slug
 
 
 def resolve_protocol(name: str) -> tuple[Protocol, Any]:

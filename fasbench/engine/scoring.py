@@ -54,7 +54,8 @@ def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) 
 
     import pandas as pd
 
-    from fasbench.records import SCORES_FILENAME, atomic_write_bytes
+    from fasbench.records import SCORES_FILENAME
+    from fasbench.util import atomic_write_bytes
 
     parts = []
     for split, s, frame in splits:

@@ -68,9 +68,9 @@ class PretrainConfig:
 
 
 def default_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    from fasbench.data.synthetic import default_cache_dir
+    from fasbench.util import cache_root
 
-    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return cache_root(cache_dir)
 
 
 def teacher_dirs(cfg: PretrainConfig | None = None, cache_dir=None) -> dict[str, Path]:

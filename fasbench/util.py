@@ -1,0 +1,116 @@
+"""Small shared helpers, each defined once: the cache root, atomic file writes, path slugs
+and boolean environment flags.
+
+Standard library only (no torch, numpy or pandas), so any module may import it cheaply.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to a true value: ``1``, ``true``,
+    ``yes`` or ``on`` (any case, surrounding spaces ignored). Unset, empty or anything else
+    is false."""
+    return (os.environ.get(name) or "").strip().lower() in _TRUE
+
+
+def cache_root(override: str | os.PathLike | None = None) -> Path:
+    """The root of fasbench's caches (generated worlds, prepared datasets, teachers):
+    ``override`` when given, else ``$FASBENCH_CACHE``, else ``~/.cache/fasbench``."""
+    if override is not None and str(override) != "":
+        return Path(override).expanduser()
+    env = os.environ.get("FASBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fasbench"
+
+
+def slug(name: str) -> str:
+    """``name`` as one path component: ``->`` becomes ``_to_``, runs of other characters
+    than letters, digits, ``.``, ``_`` and ``-`` become ``_`` (``OCI->M`` -> ``OCI_to_M``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("->", "_to_")).strip("_")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert the non-JSON types a trainer commonly produces; reject everything else."""
+    # numpy scalars / arrays and torch tensors (duck-typed: no numpy/torch import here).
+    if hasattr(obj, "dtype") and callable(getattr(obj, "tolist", None)):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if hasattr(obj, "isoformat") and callable(obj.isoformat):  # datetime / date
+        return obj.isoformat()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps_json(obj: Any) -> str:
+    """Serialise ``obj`` as records are written: indent 2, key order kept, final newline."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically.
+
+    The bytes go to a hidden temp file in the same directory, are flushed and fsynced, and
+    the temp file is then ``os.replace``-d onto ``path``: a reader sees either the old file
+    or the new one, never a partial one.  The temp file is removed on any failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_write_text`).
+
+    numpy scalars/arrays (and tensors) become plain ints/floats/lists, paths become strings.
+    The object is serialised *before* any file is touched, so if serialisation fails
+    (``TypeError`` for an unsupported object) an existing file keeps its old content and no
+    temp file is left behind.  Non-finite floats are written as ``NaN``/``Infinity``, which
+    Python's ``json`` reads back.
+    """
+    return atomic_write_text(path, dumps_json(obj))
