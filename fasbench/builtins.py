@@ -90,6 +90,6 @@ def register_metrics(register):
 
 @hookimpl
 def register_commands(subparsers):
-    from fasbench import cli
+    from fasbench.commands import add_builtin_commands
 
-    cli.add_builtin_commands(subparsers)
+    add_builtin_commands(subparsers)

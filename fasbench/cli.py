@@ -1,6 +1,8 @@
 """The ``fasbench`` command line: argparse subcommands, contributed through the
-``register_commands`` hook (built-ins included). Tokens a subcommand does not know are
-Hydra overrides for the commands that take them (``fasbench run erm trainer.max_steps=600``).
+``register_commands`` hook (built-ins included, see :mod:`fasbench.commands`); a plugin whose
+hook raises loses its commands, never the CLI (:func:`fasbench.plugins.add_commands`).
+Tokens a subcommand does not know are Hydra overrides for the commands that take them
+(``fasbench run erm trainer.max_steps=600``).
 """
 from __future__ import annotations
 
@@ -11,20 +13,7 @@ from typing import Sequence
 
 from fasbench import __version__
 from fasbench.errors import FasbenchError
-
-
-def add_builtin_commands(subparsers) -> None:
-    from fasbench.commands import compare, info, leaderboard, run, score
-
-    run.add_parser(subparsers)
-    run.add_validate_parser(subparsers)
-    info.add_ls_parser(subparsers)
-    info.add_plugins_parser(subparsers)
-    leaderboard.add_parser(subparsers)
-    compare.add_parser(subparsers)
-    score.add_parser(subparsers)
-    from fasbench.commands import data as data_command; data_command.add_parser(subparsers)  # noqa: E702
-    from fasbench.commands import weights as weights_command; weights_command.add_parser(subparsers)  # noqa: E702
+from fasbench.util import env_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fasbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    plugins.get_plugin_manager().hook.register_commands(subparsers=sub)
+    plugins.add_commands(sub)  # each plugin's register_commands on its own, built-ins first
     return parser
 
 
@@ -57,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FasbenchError as exc:
         print(f"fasbench: error: {exc}", file=sys.stderr)
-        if os.environ.get("FASBENCH_DEBUG"):
+        if env_flag("FASBENCH_DEBUG"):
             raise
         return 2
     except BrokenPipeError:  # `fasbench ls methods | head`: stop quietly, like other CLI tools

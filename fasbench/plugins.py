@@ -19,6 +19,7 @@ import pluggy
 from fasbench import hookspecs
 from fasbench.errors import DuplicateComponentError, PluginLoadError
 from fasbench.registry import KINDS, Registry
+from fasbench.util import env_flag
 
 ENTRY_POINT_GROUP = "fasbench"
 BUILTIN = "fasbench"
@@ -53,10 +54,6 @@ class _State:
 _state: _State | None = None
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _warn(msg: str) -> None:
     print(f"fasbench: warning: {msg}", file=sys.stderr)
 
@@ -82,7 +79,7 @@ def _entry_points() -> list[md.EntryPoint]:
 def _build() -> _State:
     pm = pluggy.PluginManager("fasbench")
     pm.add_hookspecs(hookspecs)
-    strict = _truthy(os.environ.get("FASBENCH_STRICT_PLUGINS"))
+    strict = env_flag("FASBENCH_STRICT_PLUGINS")
     infos: dict[str, PluginInfo] = {}
     failed: dict[str, str] = {}
 
@@ -179,14 +176,46 @@ def registry(kind: str) -> Registry:
                 if isinstance(exc, DuplicateComponentError) or plugin == BUILTIN:
                     raise  # a name clash is the user's to resolve: never silently pick one
                 reg.drop([n for n in reg.names() if n not in before])
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
-                msg = f"plugin {plugin!r} failed in register_{kind} and its {kind} were skipped: {reason}"
-                if _truthy(os.environ.get("FASBENCH_STRICT_PLUGINS")):
-                    raise PluginLoadError(msg.replace(" and its", "; its").replace(" were skipped", " were not registered")) from exc
-                _warn(msg + " (FASBENCH_STRICT_PLUGINS=1 makes this fatal)")
-                st.failed.setdefault(plugin, reason)
+                _hook_failed(st, plugin, kind, exc)
         st.registries[kind] = reg
     return st.registries[kind]
+
+
+def _hook_failed(st: _State, plugin: str, kind: str, exc: Exception) -> None:
+    """A plugin's ``register_<kind>`` hook raised: one warning line (its ``kind`` are skipped),
+    or a one-line fatal :class:`PluginLoadError` under ``FASBENCH_STRICT_PLUGINS=1``."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    msg = f"plugin {plugin!r} failed in register_{kind} and its {kind} were skipped: {reason}"
+    if env_flag("FASBENCH_STRICT_PLUGINS"):
+        raise PluginLoadError(msg.replace(" and its", "; its").replace(" were skipped", " were not registered")) from exc
+    _warn(msg + " (FASBENCH_STRICT_PLUGINS=1 makes this fatal)")
+    st.failed.setdefault(plugin, reason)
+
+
+def add_commands(subparsers) -> None:
+    """Fill the ``fasbench`` argparse ``subparsers`` through every plugin's ``register_commands``
+    hook, built-ins first. Each plugin is called on its own: one that raises loses the
+    subcommands it half-added, and the others (and the CLI) keep working."""
+    st = state()
+    # argparse keeps its subcommands in these two places; restoring them undoes a partial add.
+    names = getattr(subparsers, "_name_parser_map", None)
+    helps = getattr(subparsers, "_choices_actions", None)
+    impls = st.pm.hook.register_commands.get_hookimpls()  # registration order
+    for impl in sorted(impls, key=lambda i: i.plugin_name != BUILTIN):  # built-ins first
+        plugin = impl.plugin_name
+        names_before = dict(names) if isinstance(names, dict) else None
+        helps_before = list(helps) if isinstance(helps, list) else None
+        try:
+            impl.function(subparsers=subparsers)
+        except Exception as exc:
+            if plugin == BUILTIN:
+                raise
+            if names_before is not None:
+                names.clear()
+                names.update(names_before)
+            if helps_before is not None:
+                helps[:] = helps_before
+            _hook_failed(st, plugin, "commands", exc)
 
 
 def all_registries() -> dict[str, Registry]:

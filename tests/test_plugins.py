@@ -447,3 +447,62 @@ def test_plugin_whose_register_hook_raises_is_skipped(sandbox, capsys):
     code, names, err = ls(capsys)
     assert code == 0 and "erm" in names
     assert_one_line(err, "warning", "'hookraise'", "kaboom")
+
+
+COMMANDS_RAISE = '''
+    from fasbench.hookspecs import hookimpl
+
+    @hookimpl
+    def register_commands(subparsers):
+        p = subparsers.add_parser("half-added", help="added before the hook raised")
+        p.set_defaults(func=lambda args: 0)
+        raise RuntimeError("kaboom while adding commands")
+'''
+
+
+def test_plugin_whose_register_commands_raises_leaves_the_cli_working(sandbox, capsys, monkeypatch):
+    fake_dist(sandbox, "fasbench-fake-cmdraise", {"cmdraise": "fasbench_fake_cmdraise"},
+              {"fasbench_fake_cmdraise": COMMANDS_RAISE})
+    fake_dist(sandbox, "fasbench-fake-good", {"good": "fasbench_fake_good"}, {"fasbench_fake_good": '''
+        from fasbench.hookspecs import hookimpl
+
+        @hookimpl
+        def register_commands(subparsers):
+            subparsers.add_parser("good-cmd").set_defaults(func=lambda args: print("GOOD-CMD") or 0)
+    '''})
+    assert cli.main(["ls", "methods"]) == 0
+    out, err = capsys.readouterr()
+    assert "erm" in out
+    line = assert_one_line(err, "fasbench: warning:", "'cmdraise'", "register_commands", "kaboom",
+                           "FASBENCH_STRICT_PLUGINS")
+    assert "second" not in line
+    assert "cmdraise" in plugins.failed_plugins()
+    # The half-added subcommand is gone; the other plugin's command still works.
+    parser = cli.build_parser()
+    capsys.readouterr()
+    assert "half-added" not in parser.format_help()
+    assert list(parser._subparsers._group_actions[0].choices)[:2] == ["run", "validate"]  # built-ins first
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["half-added"])
+    assert exc.value.code == 2 and "invalid choice: 'half-added'" in capsys.readouterr().err
+    assert cli.main(["good-cmd"]) == 0
+    assert "GOOD-CMD" in capsys.readouterr().out
+    # Strict: a one-line fatal error, no traceback.
+    monkeypatch.setenv("FASBENCH_STRICT_PLUGINS", "1")
+    plugins.reset()
+    assert cli.main(["ls", "methods"]) != 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_line(err, "fasbench: error:", "'cmdraise'", "register_commands", "kaboom")
+
+
+def test_register_commands_failure_in_a_real_process(tmp_path, run_cli):
+    site = tmp_path / "site"
+    fake_dist(site, "fasbench-fake-cmdraise", {"cmdraise": "fasbench_fake_cmdraise"},
+              {"fasbench_fake_cmdraise": COMMANDS_RAISE})
+    lenient = run_cli("ls", "methods", pythonpath=site)
+    assert lenient.returncode == 0 and "erm" in lenient.stdout
+    assert_one_line(lenient.stderr, "warning", "'cmdraise'", "kaboom")
+    strict = run_cli("ls", "methods", pythonpath=site, env={"FASBENCH_STRICT_PLUGINS": "1"})
+    assert strict.returncode != 0 and strict.stdout == ""
+    assert_one_line(strict.stderr, "fasbench: error:", "'cmdraise'", "kaboom")
