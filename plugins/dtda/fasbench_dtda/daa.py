@@ -11,9 +11,10 @@ Per batch:
 2. ``steps`` times: the student's features of ``x + delta`` go through the domain classifier;
    ``delta`` moves by ``step_size`` along the sign of the gradient that pushes the classifier's
    prediction towards the uniform distribution over the source domains (maximum uncertainty),
-   is clipped to ``[-eps, eps]`` (in 0..1 pixel units, per channel in the student's
-   normalisation) and kept inside the valid pixel range. Only ``delta`` gets a gradient
-   (``torch.autograd.grad``); BatchNorm running statistics are not updated by the attack.
+   is clipped to ``[-eps, eps]`` and ``x + delta`` to [0, 1]. Everything is in pixel units:
+   batches are RGB in [0, 1] and the student normalises its own input, so ``eps = 8/255`` is
+   8 grey levels in every channel. Only ``delta`` gets a gradient (``torch.autograd.grad``);
+   BatchNorm running statistics are not updated by the attack.
 3. The domain classifier learns to classify the domains from the student's features of the
    clean images, detached (so the student is never trained to fool it: the images are).
 
@@ -23,16 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasbench.api import Context
+from fasbench.api import Aligner, Context, Student
 from fasbench.errors import FasbenchError
-
-OBJECTIVES = ("uniform", "untargeted")
+from fasbench_dtda.options import DAAOptions
 
 
 @contextlib.contextmanager
@@ -58,28 +58,18 @@ def domain_uncertainty_loss(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.mean(dim=1)).mean() - math.log(logits.shape[1])
 
 
-class DomainAdversarialAttack(nn.Module):
+class DomainAdversarialAttack(Aligner):
     """The DAA aligner: domain classifier + PGD-style input attack (see the module docstring)."""
 
-    def __init__(self, cfg: Any, ctx: Context) -> None:
+    def __init__(self, opts: DAAOptions, ctx: Context) -> None:
         super().__init__()
-        cfg = dict(cfg or {})
-        self.epsilon = float(cfg.get("epsilon", 8 / 255))
-        self.step_size = float(cfg.get("step_size", self.epsilon))
-        self.steps = int(cfg.get("steps", 1))
-        self.init = str(cfg.get("init", "zero"))
-        self.objective = str(cfg.get("objective", "uniform"))
-        self.feature = str(cfg.get("feature", "pooled"))
-        self.weight = float(cfg.get("weight", 1.0))
-        if not 0 <= self.epsilon <= 1 or self.step_size < 0 or self.steps < 0:
-            raise FasbenchError(
-                f"dtda.daa: epsilon={self.epsilon}, step_size={self.step_size}, steps={self.steps}; need "
-                "0 <= epsilon <= 1 (pixel units, e.g. 0.0314 for 8/255), step_size >= 0, steps >= 0"
-            )
-        if self.init not in ("zero", "uniform"):
-            raise FasbenchError(f"dtda.daa: init={self.init!r}; choose zero or uniform")
-        if self.objective not in OBJECTIVES:
-            raise FasbenchError(f"dtda.daa: objective={self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        self.epsilon = opts.epsilon
+        self.step_size = opts.step_size
+        self.steps = opts.steps
+        self.init = opts.init
+        self.objective = opts.objective
+        self.feature = opts.feature
+        self.weight = opts.weight
         if ctx.num_domains < 2:
             raise FasbenchError(
                 f"dtda.daa aligns source domains, but this task has {ctx.num_domains} ({''.join(ctx.domains)}); "
@@ -88,38 +78,29 @@ class DomainAdversarialAttack(nn.Module):
         student = ctx.student
         if student is None:
             raise FasbenchError("dtda.daa must be built after the student (ctx.build_student() first)")
-        dim = _feature_dim(student, self.feature, int(ctx.cfg.data.crop_size))
-        hidden = int(cfg.get("hidden", 256))
+        dim = _feature_dim(student, self.feature, ctx.crop_size)
         self.classifier = nn.Sequential(
-            nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(float(cfg.get("dropout", 0.0))),
-            nn.Linear(hidden, ctx.num_domains),
+            nn.Linear(dim, opts.hidden), nn.ReLU(inplace=True), nn.Dropout(opts.dropout),
+            nn.Linear(opts.hidden, ctx.num_domains),
         )
-        self.mean = tuple(getattr(student, "mean", (0.485, 0.456, 0.406)))
-        self.std = tuple(getattr(student, "std", (0.229, 0.224, 0.225)))
 
     # -- pieces, public so tests and analyses can call them ---------------------------------
-    def features(self, student: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def features(self, student: Student, x: torch.Tensor) -> torch.Tensor:
         f = student.features(x)[self.feature]
         return f.flatten(1) if f.ndim > 2 else f
 
-    def _bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return self.epsilon / std, (0 - mean) / std, (1 - mean) / std
-
-    def attack(self, x: torch.Tensor, domain: torch.Tensor, student: nn.Module,
+    def attack(self, x: torch.Tensor, domain: torch.Tensor, student: Student,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The perturbed images (detached) and the student's features of the clean images
+        """The perturbed [0, 1] images (detached) and the student's features of the clean images
         (detached; None when the attack did not see them, i.e. ``init=uniform`` or ``steps=0``)."""
-        eps, lo, hi = self._bounds(x)
+        eps = self.epsilon
         x = x.detach()
         if self.init == "uniform":
             u = torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
-            delta = ((u * 2 - 1) * eps).clamp(lo - x, hi - x)
+            delta = ((u * 2 - 1) * eps).clamp(min=-x, max=1 - x)
         else:
             delta = torch.zeros_like(x)
         clean = None
-        step = (self.step_size / self.epsilon) * eps if self.epsilon > 0 else eps
         with frozen_bn_stats(student):
             for k in range(self.steps):
                 delta.requires_grad_(True)
@@ -132,12 +113,11 @@ class DomainAdversarialAttack(nn.Module):
                 else:
                     loss = -F.cross_entropy(logits.float(), domain)  # descend: away from the true domain
                 (grad,) = torch.autograd.grad(loss, delta)
-                delta = delta.detach() - step * grad.sign()
-                delta = torch.maximum(torch.minimum(delta, eps), -eps)
-                delta = (x + delta).clamp(lo, hi) - x
+                delta = (delta.detach() - self.step_size * grad.sign()).clamp(-eps, eps)
+                delta = (x + delta).clamp(0, 1) - x
         return (x + delta).detach(), clean
 
-    def forward(self, batch: dict[str, torch.Tensor], student: nn.Module):
+    def forward(self, batch: dict[str, torch.Tensor], student: Student):
         if not self.training:
             return batch, {}
         x_adv, clean = self.attack(batch["image"], batch["domain"], student)
@@ -148,14 +128,10 @@ class DomainAdversarialAttack(nn.Module):
         return {**batch, "image": x_adv, "clean_image": batch["image"]}, {"domain_cls": self.weight * loss}
 
 
-def _feature_dim(student: nn.Module, feature: str, size: int) -> int:
-    if feature == "pooled" and hasattr(student, "num_features"):
+def _feature_dim(student: Student, feature: str, size: int) -> int:
+    if feature == "pooled":
         return int(student.num_features)
-    was = student.training
-    student.eval()
-    with torch.no_grad():
-        f = student.features(torch.zeros(1, 3, size, size))
-    student.train(was)
-    if feature not in f:
-        raise FasbenchError(f"dtda.daa: the student has no feature {feature!r}; it has {sorted(f)}")
-    return int(f[feature][0].numel())
+    shapes = student.feature_shapes(size, intermediates=False)
+    if feature not in shapes:
+        raise FasbenchError(f"method.aligner.feature={feature!r}: the student has {sorted(shapes)}")
+    return int(torch.Size(shapes[feature]).numel())

@@ -1,17 +1,22 @@
 """DTDA: dual-teacher knowledge distillation with domain alignment (arXiv 2401.01102).
 
 One recipe class; the registered methods (``dtda``, ``dtda-no-daa``, ``dtda-perceptual``,
-``dtda-generative``, ``daa``) are this class with different defaults.
+``dtda-generative``, ``daa``) are this class with different defaults
+(``fasbench_dtda.options``).
 
-Training step:
+Its teachers come from the config: ``method.teachers`` maps a role (any name) to a slot
+naming a registered teacher, how to distil from it and the teacher's own options. A third
+role is a config entry, not code (plugin README).
+
+Training step (the batch is RGB in [0, 1]; the student and each teacher normalise their own
+input):
 
 1. The aligner (DAA by default) perturbs the batch so the source domains become
    indistinguishable to its domain classifier (loss ``domain_cls`` trains the classifier).
 2. The student sees the perturbed images: cross-entropy on live vs spoof (``ce``).
-3. Each frozen teacher sees the same perturbed images (converted to its own input size and
-   normalisation, run without gradient); a small learnable projector maps a student feature
-   onto the teacher's feature and a cosine (or MSE) distance is the distillation loss
-   (``kd_perceptual``, ``kd_generative``).
+3. Each frozen teacher sees the same perturbed images (resized and normalised its own way,
+   run without gradient); a small learnable projector maps a student feature onto the
+   teacher's feature and a cosine (or MSE) distance is the distillation loss ``kd_<role>``.
 """
 from __future__ import annotations
 
@@ -21,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasbench.api import Context, IdentityAligner, Method
+from fasbench import plugins
+from fasbench.api import Context, Method
 from fasbench.errors import FasbenchError
-from fasbench_dtda.teachers import cfg_get as _get
-
-ROLES = ("perceptual", "generative")
+from fasbench_dtda.options import DTDAOptions
 
 
 class Projector(nn.Module):
@@ -63,77 +67,64 @@ def distill_loss(s: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 class DTDA(Method):
-    """Student + frozen perceptual/generative teachers + DAA (configurable per recipe)."""
+    """Student + frozen teachers by role + an aligner (DAA by default), all from the options."""
 
-    def __init__(self, cfg: Any, ctx: Context) -> None:
+    def __init__(self, opts: DTDAOptions, ctx: Context) -> None:
         super().__init__()
         self.student = ctx.build_student()
-        self.ce_weight = float(_get(cfg, "ce_weight", 1.0))
-        self.clean_ce_weight = float(_get(cfg, "clean_ce_weight", 0.0))
-        acfg = _get(cfg, "aligner", {"name": "none"})
-        self.aligner = ctx.build_aligner(acfg) if str(_get(acfg, "name", "none")) != "none" else IdentityAligner()
+        self.ce_weight = opts.ce_weight
+        self.clean_ce_weight = opts.clean_ce_weight
+        self.aligner = ctx.build_aligner(opts.aligner)
         self.teachers = nn.ModuleDict()
         self.projectors = nn.ModuleDict()
         self.kd: dict[str, dict[str, Any]] = {}
-        tcfgs = _get(cfg, "teachers", {})
-        unknown = set(tcfgs) - set(ROLES)
-        if unknown:
-            raise FasbenchError(f"method.teachers has unknown role(s) {sorted(unknown)}; roles: {', '.join(ROLES)}")
-        size = int(ctx.cfg.data.crop_size)
-        s_shapes = None
-        for role in ROLES:
-            tcfg = _get(tcfgs, role)
-            if tcfg is None or not bool(_get(tcfg, "enabled", True)) or float(_get(tcfg, "weight", 1.0)) == 0:
+        size = ctx.crop_size
+        s_shapes = plain = None
+        for role, slot in opts.teachers.items():
+            if not slot.enabled or slot.weight == 0:
                 continue
-            teacher = ctx.build_teacher(tcfg)
-            if getattr(teacher, "kind", role) != role:
-                raise FasbenchError(
-                    f"method.teachers.{role} is {tcfg['name']!r}, a {teacher.kind} teacher; pick a {role} teacher "
-                    "(`fasbench ls teachers`)"
-                )
-            sf, tf = str(_get(tcfg, "student_feature", "pooled")), str(_get(tcfg, "teacher_feature", "embedding"))
+            where = f"method.teachers.{role}"
+            registered = plugins.registry("teachers").get(slot.name).meta.get("kind")
+            if slot.kind is not None and registered is not None and registered != slot.kind:
+                raise _kind_error(where, slot.name, slot.kind, registered)  # before loading any weights
+            teacher = ctx.build_teacher(slot, where)
+            if slot.kind is not None and teacher.kind != slot.kind:
+                raise _kind_error(where, slot.name, slot.kind, teacher.kind)
+            sf, tf = slot.student_feature, slot.teacher_feature
             if s_shapes is None:
-                s_shapes = _student_shapes(self.student, size)
+                s_shapes = self.student.feature_shapes(size, intermediates=True)
+                plain = set(self.student.feature_shapes(size, intermediates=False))
             if sf not in s_shapes:
-                raise FasbenchError(f"method.teachers.{role}.student_feature={sf!r}; the student has {sorted(s_shapes)}")
+                raise FasbenchError(f"{where}.student_feature={sf!r}; the student has {sorted(s_shapes)}")
             t_shapes = teacher.feature_shapes()
             if tf not in t_shapes:
-                raise FasbenchError(
-                    f"method.teachers.{role}.teacher_feature={tf!r}; {tcfg['name']} has {sorted(t_shapes)}"
-                )
+                raise FasbenchError(f"{where}.teacher_feature={tf!r}; {slot.name} has {sorted(t_shapes)}")
             self.teachers[role] = teacher
             self.projectors[role] = Projector(s_shapes[sf], t_shapes[tf])
-            self.kd[role] = {"student": sf, "teacher": tf, "weight": float(_get(tcfg, "weight", 1.0)),
-                             "loss": str(_get(tcfg, "loss", "cosine"))}
-        self.intermediates = any(k["student"].startswith("stage") for k in self.kd.values())
-        mean = torch.tensor(getattr(self.student, "mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1)
-        std = torch.tensor(getattr(self.student, "std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1)
-        self.register_buffer("_mean", mean, persistent=False)
-        self.register_buffer("_std", std, persistent=False)
+            self.kd[role] = {"student": sf, "teacher": tf, "weight": slot.weight, "loss": slot.loss}
+        # per-stage maps only when a role distils from one (they cost a little)
+        self.intermediates = any(k["student"] not in plain for k in self.kd.values())
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch, losses = self.aligner(batch, self.student)
         x = batch["image"]
-        feats = self.student.features(x, intermediates=self.intermediates) if self.kd else self.student.features(x)
-        out = {"ce": self.ce_weight * F.cross_entropy(self.student.head(feats["pooled"]), batch["label"])}
+        feats = self.student.features(x, intermediates=self.intermediates)
+        out = {"ce": self.ce_weight * F.cross_entropy(self.student.classify(feats["pooled"]), batch["label"])}
         if self.clean_ce_weight > 0 and "clean_image" in batch:
             out["ce_clean"] = self.clean_ce_weight * F.cross_entropy(self.student.logits(batch["clean_image"]), batch["label"])
-        if self.kd:
-            x01 = (x.detach() * self._std + self._mean).clamp_(0, 1)  # the teachers see the same (perturbed) images
-            for role, kd in self.kd.items():
-                with torch.inference_mode():
-                    t = self.teachers[role].features(x01, names=(kd["teacher"],))[kd["teacher"]]
-                t = t.clone()  # an ordinary tensor again (a constant target for autograd)
-                s = self.projectors[role](feats[kd["student"]])
-                out[f"kd_{role}"] = kd["weight"] * distill_loss(s, t, kd["loss"])
+        x01 = x.detach()  # the teachers see the same (perturbed) [0, 1] images
+        for role, kd in self.kd.items():
+            with torch.inference_mode():
+                t = self.teachers[role].features(x01, names=(kd["teacher"],))[kd["teacher"]]
+            t = t.clone()  # an ordinary tensor again (a constant target for autograd)
+            s = self.projectors[role](feats[kd["student"]])
+            out[f"kd_{role}"] = kd["weight"] * distill_loss(s, t, kd["loss"])
         out.update(losses)
         return out
 
 
-def _student_shapes(student: nn.Module, size: int) -> dict[str, torch.Size]:
-    was = student.training
-    student.eval()
-    with torch.no_grad():
-        f = student.features(torch.zeros(1, 3, size, size), intermediates=True)
-    student.train(was)
-    return {k: v.shape[1:] for k, v in f.items()}
+def _kind_error(where: str, name: str, wanted: str, kind: str) -> FasbenchError:
+    return FasbenchError(
+        f"{where}.kind={wanted!r}, but {name!r} is a {kind} teacher; pick a {wanted} teacher "
+        f"(`fasbench ls teachers`) or set {where}.kind={kind} (or null)"
+    )

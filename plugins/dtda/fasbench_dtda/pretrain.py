@@ -13,9 +13,14 @@ the same rule:
 - The **generative** teacher, a scaled-down diffusers ``VQModel``, learns image reconstruction
   (L1 + VQ commitment loss). Reported: PSNR on held-out videos.
 
-Both are written as hub-style folders (``model.safetensors`` + ``config.json`` +
-``pretrain.json`` with the metrics) under ``$FASBENCH_CACHE/teachers/<key>/``, where the key
-hashes the recipe below; ``weights: auto`` with ``--data synthetic`` resolves to them.
+Both are written as hub-style folders (``model.safetensors`` + ``config.json`` with the
+architecture + ``pretrain.json`` with the metrics) under ``$FASBENCH_CACHE/teachers/<key>/``,
+where the key hashes the recipe below. They are weights like any other: the URIs
+``dtda-synthetic:perceptual`` and ``dtda-synthetic:generative`` (the teachers' registered
+defaults on the synthetic dataset) resolve to their ``model.safetensors`` through this
+plugin's ``resolve_weights`` hook (:func:`resolve_synthetic_uri`), pretraining them on the
+first resolve. A file lock beside the folder makes concurrent first resolves (two runs on one
+cache) pretrain once.
 """
 from __future__ import annotations
 
@@ -32,6 +37,10 @@ from typing import Any
 
 #: Bumped when the recipe or the code behind it changes what is produced.
 PRETRAIN_VERSION = 2
+#: The weights URI scheme of the stand-ins: ``dtda-synthetic:<stand-in>``.
+SCHEME = "dtda-synthetic"
+#: The stand-ins (the task each was pretrained on: identity recognition, reconstruction).
+STAND_INS = ("perceptual", "generative")
 
 
 @dataclass
@@ -78,17 +87,63 @@ def teacher_dirs(cfg: PretrainConfig | None = None, cache_dir=None) -> dict[str,
     return {"perceptual": base / "perceptual", "generative": base / "generative"}
 
 
+def synthetic_uri(stand_in: str) -> str:
+    """``"perceptual"`` -> ``"dtda-synthetic:perceptual"``."""
+    return f"{SCHEME}:{stand_in}"
+
+
 def ensure_synthetic_teachers(cfg: PretrainConfig | None = None, cache_dir=None, progress: bool | None = None,
                               force: bool = False) -> dict[str, Path]:
-    """The teacher folders, pretraining them first if they are not cached."""
+    """The teacher folders, pretraining them first if they are not cached.
+
+    Pretraining holds a file lock (``<key>.lock`` beside the folder): a second process that
+    finds the teachers missing waits for the first and then uses its result.
+    """
     cfg = cfg or PretrainConfig()
     dirs = teacher_dirs(cfg, cache_dir)
-    missing = [r for r, d in dirs.items() if force or not (d / "model.safetensors").is_file()]
-    if missing:
-        print(f"fasbench-dtda: pretraining the synthetic-world {' and '.join(missing)} teacher(s) once "
-              f"(cached in {dirs['perceptual'].parent}) ...", file=sys.stderr)
-        pretrain(cfg, cache_dir=cache_dir, roles=missing, progress=progress)
+
+    def missing() -> list[str]:
+        return [r for r, d in dirs.items() if force or not (d / "model.safetensors").is_file()]
+
+    if not missing():
+        return dirs
+    from filelock import FileLock, Timeout
+
+    base = dirs["perceptual"].parent
+    base.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(base.with_name(f"{base.name}.lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"fasbench-dtda: another process is pretraining the synthetic-world teachers in {base}; waiting ...",
+              file=sys.stderr)
+        lock.acquire()
+    try:
+        todo = missing()
+        if todo:
+            print(f"fasbench-dtda: pretraining the synthetic-world {' and '.join(todo)} teacher(s) once "
+                  f"(cached in {base}) ...", file=sys.stderr)
+            pretrain(cfg, cache_dir=cache_dir, roles=todo, progress=progress)
+    finally:
+        lock.release()
     return dirs
+
+
+def resolve_synthetic_uri(uri: str) -> str | None:
+    """``dtda-synthetic:perceptual`` / ``dtda-synthetic:generative`` -> the local
+    ``model.safetensors`` of that stand-in (default recipe, cache root :func:`default_root`),
+    pretrained first if missing; None for any other scheme (the ``resolve_weights`` hook)."""
+    scheme, sep, stand_in = str(uri).strip().partition(":")
+    if not sep or scheme.lower() != SCHEME:
+        return None
+    if stand_in not in STAND_INS:
+        from fasbench.errors import FasbenchError
+
+        raise FasbenchError(
+            f"{uri}: no synthetic-world teacher {stand_in!r}; "
+            f"{SCHEME}: has {', '.join(synthetic_uri(s) for s in STAND_INS)}"
+        )
+    return str(ensure_synthetic_teachers()[stand_in] / "model.safetensors")
 
 
 def _corpus(cfg: PretrainConfig, progress: bool | None):

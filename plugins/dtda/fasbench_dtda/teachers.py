@@ -1,128 +1,58 @@
-"""The two frozen DTDA teachers.
+"""The two frozen DTDA teachers, on the core teacher contract (:class:`fasbench.api.Teacher`).
 
-- ``dtda.arcface`` (perceptual): an ArcFace IResNet face-recognition network. Default
+- ``dtda.arcface`` (perceptual): an ArcFace IResNet face-recognition network. Published
   weights: CVLFace's IR-101 trained on WebFace4M (``hf-hub:minchul/cvlface_arcface_ir101_webface4m``,
   MIT licence); its safetensors load as published, with no conversion.
 - ``dtda.ldm_vq`` (generative): the encoder of the VQ-VAE (first stage) of the latent
   diffusion model trained on CelebA-HQ faces (``CompVis/ldm-celebahq-256``, Apache-2.0),
   diffusers ``VQModel`` layout, safetensors from the repo's ``refs/pr/7`` revision.
 
-With ``weights: auto`` and ``--data synthetic`` both use scaled-down teachers pretrained on
-synthetic faces of their own task (identity recognition / image reconstruction; see
-``fasbench_dtda.pretrain``), created once and cached.
+A teacher takes its options (``weights`` already chosen by the harness: the slot's
+``weights``, else the registration's default for the dataset) and loads them; it never
+looks at the dataset and never trains. The synthetic-world stand-ins are just other weights
+(``dtda-synthetic:perceptual`` / ``dtda-synthetic:generative``, resolved by this plugin,
+``fasbench_dtda.pretrain``). The architecture comes from, in order: the built-in default, a
+``config.json`` beside the resolved weights file (the stand-ins write one), the ``arch``
+option.
 
-Every teacher takes images in [0, 1] RGB at any size and converts them itself: resize to its
-input size, channel order, normalisation. Teachers are frozen: always in eval mode, no
-parameter requires a gradient, and the method runs them under ``torch.inference_mode``. On
-CUDA they run channels_last under autocast (bfloat16 where supported, else float16) and hand
-back float32 features; on the CPU they run in float32 as they are.
+Images come in as [0, 1] RGB at any size; the base class resizes and normalises them, runs
+channels_last under autocast on CUDA and hands back float32 features.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from fasbench.api import Context, Teacher
 from fasbench.errors import FasbenchError
+from fasbench_dtda.options import IRESNET_ARCH_KEYS, ArcFaceOptions, LdmVQOptions
+from fasbench_dtda.plugin import ARCFACE_URI, LDM_VQ_URI
 
-ARCFACE_URI = "hf-hub:minchul/cvlface_arcface_ir101_webface4m"
-LDM_VQ_URI = "hf-hub:CompVis/ldm-celebahq-256@refs/pr/7/vqvae/diffusion_pytorch_model.safetensors"
+__all__ = ["ARCFACE_URI", "LDM_VQ_URI", "ArcFaceTeacher", "LdmVQTeacher", "config_beside"]
 
 
-def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    """``cfg[key]`` for a dict or DictConfig (or anything without ``get``), ``default`` when unset/None."""
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line (torch's state-dict errors list every key)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def config_beside(weights_info: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON object in ``config.json`` beside a resolved weights file, or None."""
+    path = (weights_info or {}).get("path")
+    if not path:
+        return None
+    conf = Path(path).with_name("config.json")
+    if not conf.is_file():
+        return None
     try:
-        value = cfg.get(key, default)
-    except AttributeError:
-        return default
-    return default if value is None else value
-
-
-class Teacher(nn.Module):
-    """Base class: frozen network with ``kind``, ``weights_info`` and ``features(x01)``."""
-
-    frozen = True
-    kind = "?"
-
-    def __init__(self, input_size: int, mean: Iterable[float], std: Iterable[float], bgr: bool = False) -> None:
-        super().__init__()
-        self.input_size = int(input_size)
-        self.bgr = bool(bgr)
-        self.register_buffer("_mean", torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.weights_info: dict[str, Any] | None = None
-        self._shapes: dict[str, torch.Size] | None = None
-        self._cuda_dtype: torch.dtype | None = None  # set on the first CUDA call
-
-    def freeze(self) -> "Teacher":
-        """Eval mode and no gradients, whoever builds the teacher (subclasses call it last)."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-        return self.eval()
-
-    def train(self, mode: bool = True) -> "Teacher":
-        return super().train(False)  # a teacher never leaves eval mode
-
-    def preprocess(self, x01: torch.Tensor) -> torch.Tensor:
-        """[0, 1] RGB at any size -> this network's input."""
-        s = self.input_size
-        if x01.shape[-2:] != (s, s):
-            x01 = F.interpolate(x01, size=(s, s), mode="bilinear", align_corners=False, antialias=x01.shape[-1] > s)
-        if self.bgr:
-            x01 = x01.flip(1)
-        return (x01 - self._mean.to(x01.dtype)) / self._std.to(x01.dtype)
-
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def features(self, x01: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-        x = self.preprocess(x01)
-        if x.is_cuda:  # channels_last + autocast on CUDA; float32 features out either way
-            if self._cuda_dtype is None:  # once: weights to channels_last, pick the autocast dtype
-                with torch.inference_mode(False), torch.no_grad():
-                    self.to(memory_format=torch.channels_last)
-                self._cuda_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            with torch.autocast("cuda", dtype=self._cuda_dtype):
-                f = self.forward_features(x.contiguous(memory_format=torch.channels_last))
-            f = {k: v.float() for k, v in f.items()}
-        else:
-            f = self.forward_features(x)
-        return f if names is None else {n: f[n] for n in names}
-
-    def feature_shapes(self) -> dict[str, torch.Size]:
-        if self._shapes is None:
-            p = next(self.parameters())
-            with torch.no_grad():
-                f = self.features(torch.full((1, 3, self.input_size, self.input_size), 0.5, device=p.device))
-            self._shapes = {k: v.shape[1:] for k, v in f.items()}
-        return self._shapes
-
-    def forward(self, x01: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.features(x01)
-
-
-def _resolve(cfg: Any, ctx: Any, role: str, default_uri: str) -> tuple[str, dict[str, Any] | None]:
-    """The weight URI and (for local folders) the architecture config written beside them."""
-    uri = str(cfg_get(cfg, "weights", "auto"))
-    if uri == "auto":
-        data = str(ctx.cfg.data.name) if ctx is not None else ""
-        if data == "synthetic":
-            from fasbench_dtda.pretrain import ensure_synthetic_teachers
-
-            folder = ensure_synthetic_teachers(cache_dir=cfg_get(ctx.cfg.data, "cache_dir"))[role]
-            uri = f"local-dir:{folder}"
-        else:
-            uri = default_uri
-    arch = None
-    if uri.startswith("local-dir:"):
-        conf = Path(uri[len("local-dir:"):]).expanduser() / "config.json"
-        if conf.is_file():
-            arch = json.loads(conf.read_text())
-    return uri, arch
+        data = json.loads(conf.read_text())
+    except (OSError, ValueError) as exc:
+        raise FasbenchError(f"{weights_info.get('uri')}: cannot read the architecture in {conf}: {exc}") from exc
+    return data if isinstance(data, dict) else None
 
 
 class ArcFaceTeacher(Teacher):
@@ -130,27 +60,27 @@ class ArcFaceTeacher(Teacher):
 
     kind = "perceptual"
 
-    def __init__(self, cfg: Any = None, ctx: Any = None) -> None:
-        from fasbench import weights
+    def __init__(self, opts: ArcFaceOptions, ctx: Context | None = None) -> None:
         from fasbench_dtda.iresnet import IResNet, load_cvlface_state_dict
 
-        uri, local_arch = _resolve(cfg, ctx, "perceptual", ARCFACE_URI)
-        arch = {"depth": 100, "width": 1.0, "embed_dim": 512, "input_size": 112}
-        arch.update({k: v for k, v in (local_arch or {}).items() if k in arch})
-        arch.update({k: v for k, v in dict(cfg_get(cfg, "arch", {}) or {}).items() if k in arch})
-        # CVLFace's IResNet takes RGB in [-1, 1] at 112 x 112
-        super().__init__(int(arch["input_size"]), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), bgr=bool(cfg_get(cfg, "bgr", False)))
+        # CVLFace's IResNet takes RGB in [-1, 1] (at 112 x 112 for IR-101; the input size is set below)
+        super().__init__(112, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), bgr=opts.bgr)
+        sd = self.load_weights(opts.weights)
+        arch: dict[str, Any] = {"depth": 100, "width": 1.0, "embed_dim": 512, "input_size": 112}
+        beside = config_beside(self.weights_info) or {}
+        if beside.get("architecture", "iresnet") == "iresnet":
+            arch.update({k: v for k, v in beside.items() if k in IRESNET_ARCH_KEYS})
+        arch.update(opts.arch or {})
+        self.input_size = int(arch["input_size"])
         self.net = IResNet(**arch)
-        sd, resolved = weights.load_state_dict(uri)
         try:
             load_cvlface_state_dict(self.net, sd)
         except Exception as exc:
             raise FasbenchError(
-                f"teacher dtda.arcface: weights {uri} do not fit IResNet({arch}): {exc}. Set "
-                "method.teachers.perceptual.arch.depth/width/embed_dim/input_size to the checkpoint's architecture"
+                f"teacher dtda.arcface: weights {opts.weights} do not fit IResNet({arch}): {_short(exc)}. Set the teacher's "
+                "arch option (method.teachers.ROLE.arch.depth/width/embed_dim/input_size) to the checkpoint's"
             ) from exc
         self.arch = arch
-        self.weights_info = resolved.as_dict()
         self.freeze()
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -162,26 +92,26 @@ class LdmVQTeacher(Teacher):
 
     kind = "generative"
 
-    def __init__(self, cfg: Any = None, ctx: Any = None) -> None:
-        from fasbench import weights
+    def __init__(self, opts: LdmVQOptions, ctx: Context | None = None) -> None:
         from fasbench_dtda.vq import LDM_CELEBAHQ_VQ_CONFIG, VQEncoder
 
-        uri, local_arch = _resolve(cfg, ctx, "generative", LDM_VQ_URI)
-        config = dict(local_arch or LDM_CELEBAHQ_VQ_CONFIG)
-        config.update(dict(cfg_get(cfg, "arch", {}) or {}))
-        size = int(cfg_get(cfg, "input_size", config.get("sample_size", 256)))
-        super().__init__(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # diffusers VQModel: RGB in [-1, 1]
-        self.net = VQEncoder(config)
-        sd, resolved = weights.load_state_dict(uri)
+        super().__init__(256, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # diffusers VQModel: RGB in [-1, 1]
+        sd = self.load_weights(opts.weights)
+        beside = config_beside(self.weights_info)
+        if beside is not None and beside.get("_class_name", "VQModel") != "VQModel":
+            beside = None
+        config = dict(beside or LDM_CELEBAHQ_VQ_CONFIG)
+        config.update(opts.arch or {})
+        self.input_size = int(opts.input_size or config.get("sample_size", 256))
         try:
+            self.net = VQEncoder(config)
             self.net.load_vqmodel_state_dict(sd)
         except Exception as exc:
             raise FasbenchError(
-                f"teacher dtda.ldm_vq: weights {uri} do not fit the VQ encoder config: {exc}. Set "
-                "method.teachers.generative.arch (a diffusers VQModel config) to the checkpoint's"
+                f"teacher dtda.ldm_vq: weights {opts.weights} do not fit the VQ encoder config: {_short(exc)}. Set the "
+                "teacher's arch option (method.teachers.ROLE.arch, a diffusers VQModel config) to the checkpoint's"
             ) from exc
         self.config = config
-        self.weights_info = resolved.as_dict()
         self.freeze()
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
