@@ -22,13 +22,13 @@ METHODS = ("erm", "dat", "daa", "dtda-no-daa", "dtda-perceptual", "dtda-generati
 
 
 def build(name: str, overrides: list[str], frames, task, device):
-    from fasbench import config, plugins
+    from fasbench import config
     from fasbench.api import Context
 
     cfg = config.compose([f"method={name}", *overrides])
     torch.manual_seed(0)
     ctx = Context(cfg=cfg, domains=list(task.sources), device=device)
-    method = plugins.registry("methods").get(name).build(cfg.method, ctx).to(device)
+    method = ctx.build_method().to(device)
     from timm.optim import create_optimizer_v2
 
     opt = create_optimizer_v2(method.param_groups(), opt=str(cfg.optim.name), lr=float(cfg.optim.lr),
@@ -82,8 +82,7 @@ def main() -> None:
     built = {}
     for name in names:
         cfg, method, opt = build(name, overrides, frames, task, device)
-        s = method.student
-        pre = Preprocess(int(cfg.data.crop_size), tuple(s.mean), tuple(s.std))
+        pre = Preprocess(int(cfg.data.crop_size))  # RGB in [0, 1]: the student normalises itself
         gen = torch.Generator().manual_seed(0)
         batch = {"image": pre(raw["image"], device, train=True, generator=gen),
                  "label": raw["label"].to(device), "domain": raw["domain"].to(device)}

@@ -1,8 +1,15 @@
-"""DTDA plugin: teachers (frozen, loaded through the Hub), DAA aligner, DAT baseline, recipes."""
+"""DTDA plugin: teachers (frozen, on the core teacher contract, loaded through the Hub or the
+``dtda-synthetic:`` scheme), teacher roles from config, DAA aligner, DAT baseline, recipes."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,14 +20,20 @@ from fakehub import fake_hub  # noqa: F401  (fixture)
 from fasbench import config, plugins
 from fasbench.api import Context
 from fasbench.contract import TINY_WORLD, validate_method
+from fasbench.errors import FasbenchError
+from fasbench.options import OptionsError
 
 from fasbench_dtda.daa import DomainAdversarialAttack, domain_uncertainty_loss  # noqa: E402
+from fasbench_dtda.options import DAAOptions  # noqa: E402
 from fasbench_dtda.pretrain import PretrainConfig, pretrain, teacher_dirs  # noqa: E402
 
 #: A recipe small enough for seconds: 16 identities at 32 px, a handful of steps.
 TINY_PRETRAIN = PretrainConfig(subjects=4, live_videos=2, frames_per_video=2, image_size=32,
                                arc_steps=3, arc_batch=8, vq_steps=3, vq_batch=4, vq_width=8)
 METHODS = ("erm", "dat", "daa", "dtda-no-daa", "dtda-perceptual", "dtda-generative", "dtda")
+#: The cache key of the default stand-in recipe: the folder of the teachers the committed DTDA
+#: leaderboard records name (sha256 ecf4c8c7... perceptual, 08faf3e6... generative).
+RECORDED_KEY = "synthetic-v2-84e25200c37c"
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +49,32 @@ def teacher_overrides(tiny_teachers) -> list[str]:
             f"method.teachers.generative.weights=local-dir:{tiny_teachers['generative']}"]
 
 
+@pytest.fixture
+def stand_in_cache(tmp_path, monkeypatch, tiny_teachers):
+    """A fresh FASBENCH_CACHE where "pretraining" the default stand-ins copies the tiny ones
+    (and counts the calls): the dtda-synthetic: scheme without minutes of CPU."""
+    import fasbench_dtda.pretrain as pt
+
+    calls = []
+
+    def fake_pretrain(cfg=None, cache_dir=None, roles=pt.STAND_INS, progress=None):
+        calls.append(tuple(roles))
+        for role in roles:
+            dest = pt.teacher_dirs(cfg, cache_dir)[role]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(tiny_teachers[role], dest)
+        return {}
+
+    monkeypatch.setenv("FASBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pt, "pretrain", fake_pretrain)
+    return calls
+
+
 def _build(name: str, overrides=(), domains=("M", "C")):
     cfg = config.compose([f"method={name}", "trainer=smoke", *TINY_WORLD, *overrides])
     torch.manual_seed(0)
     ctx = Context(cfg=cfg, domains=list(domains))
-    return plugins.registry("methods").get(name).build(cfg.method, ctx), ctx, cfg
+    return ctx.build_method(), ctx, cfg
 
 
 def _batch(cfg, n=12, domains=("M", "C"), seed=0):
@@ -50,7 +84,7 @@ def _batch(cfg, n=12, domains=("M", "C"), seed=0):
     rows = frames.select(list(domains), ["train"])
     rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:n].numpy()]
     b = FrameDataset(frames, {d: i for i, d in enumerate(domains)}).__getitems__(sorted(rows.tolist()))
-    pre = Preprocess(int(cfg.data.crop_size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    pre = Preprocess(int(cfg.data.crop_size))  # RGB in [0, 1]
     return {"image": pre(b["image"], torch.device("cpu"), train=False), "label": b["label"], "domain": b["domain"]}
 
 
@@ -96,27 +130,80 @@ def test_kd_losses_are_cosine_distances_in_range(teacher_overrides):
 
 
 def test_recipes_compose_the_documented_parts(teacher_overrides):
-    expect = {"dtda": ({"perceptual", "generative"}, "dtda.daa"), "dtda-no-daa": ({"perceptual", "generative"}, None),
+    expect = {"dtda": ({"perceptual", "generative"}, "dtda.daa"), "dtda-no-daa": ({"perceptual", "generative"}, "none"),
               "dtda-perceptual": ({"perceptual"}, "dtda.daa"), "dtda-generative": ({"generative"}, "dtda.daa"),
               "daa": (set(), "dtda.daa")}
     for name, (roles, aligner) in expect.items():
-        method, ctx, _ = _build(name, teacher_overrides)
+        method, ctx, cfg = _build(name, teacher_overrides)
         assert set(method.teachers) == roles, name
-        assert ctx.components.get("aligner", {}).get("name") == aligner, name
+        assert ctx.components["aligner"]["name"] == aligner, name
+        # every recipe has both slots (an ablation only disables one), each asking for its kind
+        assert {r: s["kind"] for r, s in cfg.method.teachers.items()} == {"perceptual": "perceptual",
+                                                                         "generative": "generative"}, name
 
 
-def test_wrong_kind_of_teacher_is_a_clear_error(teacher_overrides):
-    from fasbench.errors import FasbenchError
+def test_a_third_teacher_role_is_config_alone(teacher_overrides, tiny_teachers):
+    extra = (f"+method.teachers.extra={{name: dtda.arcface, weights: 'local-dir:{tiny_teachers['perceptual']}', "
+             "student_feature: stage2, teacher_feature: stage2, loss: mse, weight: 0.5}")
+    method, ctx, cfg = _build("dtda-no-daa", [*teacher_overrides, extra])
+    assert list(method.teachers) == ["perceptual", "generative", "extra"]
+    assert [t["name"] for t in ctx.components["teachers"]] == ["dtda.arcface", "dtda.ldm_vq", "dtda.arcface"]
+    assert cfg.method.teachers.extra.bgr is False  # the teacher's own defaults are filled in and recorded
+    method.train()
+    losses = method.training_step(_batch(cfg))
+    assert {"ce", "kd_perceptual", "kd_generative", "kd_extra"} == set(losses)
+    assert 0.0 <= float(losses["kd_extra"].detach()) <= 0.5 * 4  # weight x MSE of unit vectors
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in method.projectors["extra"].parameters())
+    # a disabled role is not built
+    method, ctx, _ = _build("dtda-no-daa", [*teacher_overrides, extra.replace("weight: 0.5", "enabled: false")])
+    assert list(method.teachers) == ["perceptual", "generative"]
 
-    with pytest.raises(FasbenchError, match="perceptual teacher"):
-        _build("dtda-perceptual", [*teacher_overrides, "method.teachers.perceptual.name=dtda.ldm_vq",
-                                   f"method.teachers.perceptual.weights={teacher_overrides[1].split('=', 1)[1]}"])
+
+def test_kind_mismatch_is_a_one_line_error(teacher_overrides, tiny_teachers):
+    gen = f"'local-dir:{tiny_teachers['generative']}'"
+    bad = [
+        # a generative teacher in the perceptual slot of a recipe
+        [*teacher_overrides, "method.teachers.perceptual.name=dtda.ldm_vq", "~method.teachers.perceptual.bgr",
+         f"method.teachers.perceptual.weights={gen}"],
+        # a third role asking for a kind its teacher is not (checked before any weights load)
+        ["+method.teachers.extra={name: dtda.ldm_vq, kind: perceptual, teacher_feature: mid, weights: 'file:/nope'}"],
+    ]
+    for overrides in bad:
+        with pytest.raises(FasbenchError) as err:
+            _build("dtda-perceptual", overrides)
+        msg = str(err.value)
+        assert "\n" not in msg and "is a generative teacher; pick a perceptual teacher" in msg, msg
+        assert msg.startswith("method.teachers.") and ".kind='perceptual'" in msg, msg
+    # without a kind, any teacher fills any role
+    method, _, _ = _build("dtda-no-daa", [*teacher_overrides, f"+method.teachers.extra={{name: dtda.ldm_vq, "
+                                          f"teacher_feature: mid, student_feature: stage3, weights: {gen}}}"])
+    assert set(method.teachers) == {"perceptual", "generative", "extra"}
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("method.teachers.perceptual.weight=abc", "method.teachers.perceptual.weight='abc': expected float"),
+    ("method.aligner.epsilon=2", "method.aligner.epsilon=2: expected float (input should be less than or equal to 1)"),
+    ("method.aligner.init=gaussian", "method.aligner.init='gaussian': expected 'zero' | 'uniform'"),
+    ("method.teachers.generative.loss=l1", "method.teachers.generative.loss='l1': expected 'cosine' | 'mse'"),
+    ("method.teachers.perceptual.arch={depht: 50}", "unknown IResNet arch key(s) ['depht']"),
+    ("method.teachers.generative.input_size=big", "method.teachers.generative.input_size='big': expected int"),
+    ("+method.teachers.extra={name: dtda.arcface}", "method.teachers.extra.teacher_feature: required, but not set"),
+    ("+method.teachers.extra={name: dtda.arcface, teacher_feature: embedding, colour: 1}",
+     "method.teachers.extra.colour: unknown key"),
+])
+def test_bad_dtda_options_fail_at_compose_with_one_line(override, needle):
+    with pytest.raises(OptionsError) as err:
+        config.compose(["method=dtda", override])
+    msg = str(err.value)
+    assert "\n" not in msg and needle in msg, msg
 
 
 def test_teachers_load_real_checkpoint_layouts_through_the_hub(fake_hub):  # noqa: F811
     """Checkpoints with the published parameter names (scaled-down widths) load with no conversion."""
     from diffusers import VQModel
     from fasbench_dtda.iresnet import CVLFACE_KEY_PREFIX, IResNet
+    from fasbench_dtda.options import ArcFaceOptions, LdmVQOptions
     from fasbench_dtda.teachers import ARCFACE_URI, LDM_VQ_URI, ArcFaceTeacher, LdmVQTeacher
     from fasbench_dtda.vq import LDM_CELEBAHQ_VQ_CONFIG, small_vq_config
 
@@ -131,16 +218,128 @@ def test_teachers_load_real_checkpoint_layouts_through_the_hub(fake_hub):  # noq
     assert "model.net.layer2.12.prelu.weight" in arc_sd  # IR-101 depth: 13 blocks in the second stage
     assert "encoder.down_blocks.0.resnets.1.conv2.weight" in vq.state_dict()  # 2 resnets per block, as published
 
-    t = ArcFaceTeacher({"weights": ARCFACE_URI, "arch": {"width": 0.0625}}, None)
+    t = ArcFaceTeacher(ArcFaceOptions(weights=ARCFACE_URI, arch={"width": 0.0625}))
     assert t.weights_info["commit"] == pub_arc.commit and t.weights_info["sha256"] == pub_arc.sha256
     x = torch.rand(2, 3, 96, 96)
     ref = arc.eval()(F.interpolate(x, size=(112, 112), mode="bilinear", align_corners=False) * 2 - 1)
     torch.testing.assert_close(t.features(x)["embedding"], ref)
 
-    g = LdmVQTeacher({"weights": LDM_VQ_URI, "arch": vq_cfg}, None)
+    g = LdmVQTeacher(LdmVQOptions(weights=LDM_VQ_URI, arch=vq_cfg))
     assert g.weights_info["commit"] == pub_vq.commit and g.weights_info["revision"] == "refs/pr/7"
     y = torch.rand(2, 3, 64, 64)
     torch.testing.assert_close(g.features(y)["latent"], vq.eval().encode(y * 2 - 1).latents)
+
+
+def test_teachers_read_the_architecture_beside_their_weights(tiny_teachers, tmp_path):
+    """The stand-ins' config.json reaches the teacher whatever the scheme; ``arch`` still wins."""
+    from fasbench_dtda.options import ArcFaceOptions, LdmVQOptions
+    from fasbench_dtda.teachers import ArcFaceTeacher, LdmVQTeacher
+
+    t = ArcFaceTeacher(ArcFaceOptions(weights=f"file:{tiny_teachers['perceptual'] / 'model.safetensors'}"))
+    assert t.arch == {"depth": 18, "width": 0.25, "embed_dim": 128, "input_size": 32} and t.input_size == 32
+    g = LdmVQTeacher(LdmVQOptions(weights=f"local-dir:{tiny_teachers['generative']}", input_size=48))
+    assert list(g.config["block_out_channels"]) == [8, 16, 32] and g.input_size == 48
+    # without the config.json the default (full-size) architecture does not fit: a clear error
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tiny_teachers["perceptual"] / "model.safetensors", bare / "model.safetensors")
+    with pytest.raises(FasbenchError, match=r"do not fit IResNet.*arch option"):
+        ArcFaceTeacher(ArcFaceOptions(weights=f"local-dir:{bare}"))
+    arch = {"depth": 18, "width": 0.25, "embed_dim": 128, "input_size": 32}
+    t = ArcFaceTeacher(ArcFaceOptions(weights=f"local-dir:{bare}", arch=arch))
+    assert t.feature_shapes()["embedding"] == torch.Size([128])
+
+
+# ------------------------------------------------------------------- dtda-synthetic: URIs
+def test_the_synthetic_scheme_resolves_through_the_plugin_hook(stand_in_cache):
+    from fasbench import weights
+
+    r = weights.resolve("dtda-synthetic:perceptual")
+    root = Path(os.environ["FASBENCH_CACHE"]) / "teachers" / PretrainConfig().key()
+    assert r.scheme == "dtda-synthetic" and r.uri == "dtda-synthetic:perceptual"
+    assert Path(r.path) == root / "perceptual" / "model.safetensors"
+    assert r.sha256 == hashlib.sha256(Path(r.path).read_bytes()).hexdigest()
+    assert stand_in_cache == [("perceptual", "generative")]  # both pretrained on the first resolve ...
+    weights.resolve("dtda-synthetic:generative")
+    assert stand_in_cache == [("perceptual", "generative")]  # ... and only then
+    with pytest.raises(FasbenchError, match=r"no synthetic-world teacher 'identity'.*dtda-synthetic:perceptual"):
+        weights.resolve("dtda-synthetic:identity")
+
+
+def test_the_default_stand_in_recipe_is_the_recorded_one():
+    """Same recipe, same cache key, same folder: the stand-ins the committed records name."""
+    assert PretrainConfig().key() == RECORDED_KEY
+
+
+def test_a_dtda_run_on_synthetic_data_records_the_stand_in_uris(stand_in_cache):
+    method, ctx, _ = _build("dtda-no-daa")  # data.name=synthetic, no weights set: the registered defaults
+    recorded = {t["kind"]: t["weights"] for t in ctx.components["teachers"]}
+    for role in ("perceptual", "generative"):
+        w = recorded[role]
+        assert w["uri"] == f"dtda-synthetic:{role}" and w["scheme"] == "dtda-synthetic"
+        f = teacher_dirs()[role] / "model.safetensors"
+        assert w["path"] == str(f) and w["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert method.teachers["perceptual"].arch["input_size"] == TINY_PRETRAIN.image_size  # config.json beside
+
+
+_RACE = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    import fasbench_dtda.pretrain as pt
+
+    log, me, other = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+
+    def stub(cfg=None, cache_dir=None, roles=pt.STAND_INS, progress=None):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(1.0)  # long enough for the other process to find the teachers missing
+        for role in roles:
+            d = pt.teacher_dirs(cfg, cache_dir)[role]
+            d.mkdir(parents=True)
+            save_file({"w": np.full(4, os.getpid(), np.float32)}, str(d / "model.safetensors"))
+        return {}
+
+    pt.pretrain = stub
+    from fasbench import weights
+
+    me.touch()
+    deadline = time.time() + 60
+    while not other.exists() and time.time() < deadline:  # start resolving together
+        time.sleep(0.01)
+    print(weights.resolve("dtda-synthetic:perceptual").sha256)
+""")
+
+
+def test_two_processes_resolving_first_pretrain_once(tmp_path, cli_env):
+    env = cli_env(FASBENCH_CACHE=str(tmp_path / "cache"))
+    log, a, b = tmp_path / "pretrained.log", tmp_path / "a", tmp_path / "b"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(log), str(me), str(other)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for me, other in ((a, b), (b, a))]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert len(log.read_text().split()) == 1, "the stand-ins were pretrained twice"
+    assert outs[0][0] == outs[1][0]  # both resolved the same bytes
+    assert sum("waiting" in err for _, err in outs) == 1, outs  # the second one said it waits
+
+
+def test_teachers_pretrain_command_prints_the_uris(stand_in_cache, capsys):
+    import argparse
+
+    from fasbench_dtda.commands import _pretrain
+
+    args = argparse.Namespace(data="synthetic", force=False, cache_dir=None, no_progress=True, json=True)
+    assert _pretrain(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r: v["uri"] for r, v in out.items()} == {"perceptual": "dtda-synthetic:perceptual",
+                                                     "generative": "dtda-synthetic:generative"}
+    args.cache_dir, args.json = str(Path(os.environ["FASBENCH_CACHE"]) / "elsewhere"), False
+    assert _pretrain(args) == 0
+    text = capsys.readouterr().out
+    assert "local-dir:" in text and "dtda-synthetic:" not in text  # another root: its folders
 
 
 def test_pretrained_teachers_learn_their_own_tasks(tmp_path):
@@ -181,7 +380,7 @@ def test_daa_perturbation_stays_within_epsilon_and_confuses_the_domain_classifie
     torch.manual_seed(0)
     student = ctx.build_student()
     eps = 8 / 255
-    daa = DomainAdversarialAttack({"epsilon": eps, "step_size": 2 / 255, "steps": 5}, ctx)
+    daa = DomainAdversarialAttack(DAAOptions(epsilon=eps, step_size=2 / 255, steps=5), ctx)
     batch = _batch(cfg, n=24)
     # train the domain classifier on clean (detached) features until it is fairly confident
     opt = torch.optim.Adam(daa.classifier.parameters(), lr=3e-3)
@@ -196,9 +395,7 @@ def test_daa_perturbation_stays_within_epsilon_and_confuses_the_domain_classifie
     bn = {k: v.clone() for k, v in student.state_dict().items() if "running" in k}
     student.zero_grad(set_to_none=True)
     x_adv, clean = daa.attack(batch["image"], batch["domain"], student)
-    std = torch.tensor(daa.std).view(1, 3, 1, 1)
-    mean = torch.tensor(daa.mean).view(1, 3, 1, 1)
-    pix, pix_adv = batch["image"] * std + mean, x_adv * std + mean
+    pix, pix_adv = batch["image"], x_adv  # pixel space: [0, 1] in, [0, 1] out
     assert float((pix_adv - pix).abs().max()) <= eps + 1e-5
     assert float((pix_adv - pix).abs().max()) > eps / 2  # it did move
     assert float(pix_adv.min()) >= -1e-5 and float(pix_adv.max()) <= 1 + 1e-5
@@ -213,6 +410,45 @@ def test_daa_perturbation_stays_within_epsilon_and_confuses_the_domain_classifie
     assert conf_adv < conf_clean - 0.1, (conf_clean, conf_adv)
     ent = lambda p: float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())  # noqa: E731
     assert ent(p_adv) > ent(p_clean)
+
+
+def _old_attack(daa: DomainAdversarialAttack, x01, domain, student):
+    """DAA as it was written for normalised batches (fasbench-dtda 0.1.0 before the pixel-space
+    contract): the attack in the student's normalisation, epsilon and the step divided by the
+    per-channel std, the pixel range mapped through it; the student saw normalised images."""
+    from fasbench_dtda.daa import frozen_bn_stats
+
+    mean = torch.tensor(student.mean).view(1, 3, 1, 1)
+    std = torch.tensor(student.std).view(1, 3, 1, 1)
+    x = (x01 - mean) / std
+    eps, lo, hi = daa.epsilon / std, (0 - mean) / std, (1 - mean) / std
+    step = (daa.step_size / daa.epsilon) * eps
+    delta = torch.zeros_like(x)
+    with frozen_bn_stats(student):
+        for _ in range(daa.steps):
+            delta.requires_grad_(True)
+            feats = student.features((x + delta) * std + mean)["pooled"]  # = the old student on x + delta
+            (grad,) = torch.autograd.grad(domain_uncertainty_loss(daa.classifier(feats)), delta)
+            delta = torch.maximum(torch.minimum(delta.detach() - step * grad.sign(), eps), -eps)
+            delta = (x + delta).clamp(lo, hi) - x
+    return ((x + delta) * std + mean).detach()
+
+
+@pytest.mark.parametrize("steps, step_size", [(1, 8 / 255), (3, 2 / 255)])
+def test_daa_in_pixel_space_is_the_attack_it_was_in_normalised_space(steps, step_size):
+    cfg = config.compose(["method=daa", "trainer=smoke", *TINY_WORLD])
+    ctx = Context(cfg=cfg, domains=["M", "C"])
+    torch.manual_seed(0)
+    student = ctx.build_student()
+    daa = DomainAdversarialAttack(DAAOptions(steps=steps, step_size=step_size), ctx)
+    batch = _batch(cfg, n=12)
+    student.train()
+    new, _ = daa.attack(batch["image"], batch["domain"], student)
+    old = _old_attack(daa, batch["image"], batch["domain"], student)
+    diff = (new - old).abs()
+    # the same perturbation up to float rounding (a sign of a gradient that is ~0 may flip)
+    assert float(diff.max()) < 1e-5 or float((diff > 1e-5).float().mean()) < 1e-3, float(diff.max())
+    assert float((new - batch["image"]).abs().max()) <= daa.epsilon + 1e-6
 
 
 def test_daa_aligner_returns_perturbed_batch_and_classifier_loss_only_in_training():
@@ -234,8 +470,6 @@ def test_uncertainty_loss_is_zero_at_uniform():
 
 
 def test_daa_needs_two_source_domains():
-    from fasbench.errors import FasbenchError
-
     with pytest.raises(FasbenchError, match="at least two source domains"):
         _build("daa", domains=("M",))
 
