@@ -182,7 +182,8 @@ def test_casia_index(fake_roots):
     v = res.videos.set_index("video_id")
     assert indexers.counts(res.videos)["splits"] == {"test": 4, "train": 4}
     assert v.loc[["train_release/1/1", "train_release/1/2", "train_release/1/HR_1"], "label"].tolist() == [1, 1, 1]
-    assert v.loc["train_release/1/3", ["label", "attack_type", "attack", "quality"]].tolist() == [0, "warped_photo", "print", "normal"]
+    assert v.loc["train_release/1/3", ["label", "attack_type", "attack", "quality"]].tolist() == \
+        [0, "warped_photo", "print", "normal"]
     assert v.loc["test_release/1/5", ["attack_type", "attack"]].tolist() == ["cut_photo", "print"]
     assert v.loc["test_release/1/HR_4", ["attack_type", "attack", "quality"]].tolist() == ["video_replay", "replay", "high"]
     assert v.loc["train_release/1/1", "subject"] == "s01" and v.loc["test_release/1/1", "subject"] == "s21"
@@ -201,7 +202,8 @@ def test_replay_index(fake_roots):
         [0, "print", "print", "fixed", "print", "client001"]
     row = v.loc["devel/attack/hand/attack_mobile_client003_session01_mobile_video_adverse"]
     assert row[["split", "attack_type", "attack", "support", "quality"]].tolist() == ["dev", "video", "replay", "hand", "mobile"]
-    assert v.loc["test/real/client002_session01_webcam_authenticate_controlled_1", ["label", "light"]].tolist() == [1, "controlled"]
+    assert v.loc["test/real/client002_session01_webcam_authenticate_controlled_1", ["label", "light"]].tolist() == \
+        [1, "controlled"]
 
 
 def test_oulu_index_and_protocol_lists(fake_roots):
@@ -375,7 +377,8 @@ def test_task_view_conventions():
     p = mico()
     view, proto, info = task_view(fs, p, p.tasks[0])
     assert info["convention"] == "official" and proto.splits["target"] == ("test",)
-    assert set(view.manifest["split"]) == {"train", "dev", "test", "unused"} and set(fs.manifest["split"]) != set(view.manifest["split"])
+    assert set(view.manifest["split"]) == {"train", "dev", "test", "unused"}
+    assert set(fs.manifest["split"]) != set(view.manifest["split"])
     fs.identity["split_convention"] = "whole"
     _, proto, info = task_view(fs, p, p.tasks[0])
     assert info["convention"] == "whole" and proto.splits == {"source_train": ("train",), "source_val": ("dev",),

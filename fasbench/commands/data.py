@@ -156,7 +156,8 @@ def prepare_main(args) -> int:
     cfg = data_config(list(args.overrides))
     if args.dataset.lower() in ("all", "real"):
         if args.root:
-            raise FasbenchError("--root names one dataset's folder; give the dataset too, e.g. `fasbench data prepare M --root PATH`")
+            raise FasbenchError("--root names one dataset's folder; give the dataset too, e.g. "
+                                "`fasbench data prepare M --root PATH`")
         letters = list(configured(cfg.get("roots")))
         if not letters:
             raise FasbenchError("no dataset root is configured; name a dataset and its --root, or set "

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from fasbench.errors import DuplicateComponentError, FasbenchError
 
@@ -180,7 +181,7 @@ def spec(name_or_letter: str) -> DatasetSpec:
     import difflib
 
     close = difflib.get_close_matches(key.lower(), [s.name for s in all_specs], n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f"; did you mean {close[0]!r}?" if close else "."
     raise FasbenchError(
         f"unknown real dataset {key!r}{hint} Known: "
         + (", ".join(f"{s.name} ({s.letter})" for s in all_specs) or "none registered")
@@ -189,12 +190,12 @@ def spec(name_or_letter: str) -> DatasetSpec:
 
 
 def letters() -> list[str]:
-    """The registered domain letters, in registration order."""
+    """The registered domain letters, in the order of :func:`specs`."""
     return [s.letter for s in specs()]
 
 
 def names() -> list[str]:
-    """The registered real datasets' names, in registration order."""
+    """The registered real datasets' names, in the order of :func:`specs`."""
     return [s.name for s in specs()]
 
 

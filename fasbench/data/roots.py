@@ -16,8 +16,9 @@ registered letter and name, so ``data.roots.X=...`` works for a plugin's dataset
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fasbench.data.indexers import DatasetSpec, spec, specs
 from fasbench.errors import FasbenchError
