@@ -190,7 +190,9 @@ def test_unrecognised_flag_is_an_argparse_error(run_cli):
 
 
 def test_overrides_rejected_where_not_accepted(run_cli):
-    proc = run_cli("ls", "methods", "trainer.max_steps=3")
+    proc = run_cli("plugins", "trainer.max_steps=3")
+    assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+    proc = run_cli("ls", "methods", "erm", "trainer.max_steps=3")
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
 
 
