@@ -25,6 +25,12 @@ def register_datasets(register):
 
     The FrameSet is a sample manifest (one row per frame; columns dataset, domain, video_id,
     subject, split, label (1 = live), attack, path, frame) plus uint8 ``(N, H, W, 3)`` pixels.
+
+    A real dataset (the user's own copy in its official layout) registers the shared builder
+    ``"fasbench.data.real_dataset:build"`` with ``real=fasbench.data.indexers.DatasetSpec(letter,
+    title, index, official, layout, url)``: that one registration gives it ``fasbench data
+    check/prepare``, dataset roots, the split conventions and ``--data NAME`` (docs/datasets.md,
+    "Adding a dataset"; examples/dataset-example).
     """
 
 
