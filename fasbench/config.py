@@ -38,7 +38,7 @@ def store_plugin_configs() -> None:
             if (group, entry.name) in _stored or _has_yaml(group, entry.name):
                 continue
             try:
-                # a real dataset (``real=`` spec): data/real_base.yaml + its domain and every root key
+                # a real dataset (``real=`` spec): RealDataOptions defaults + its domain and every root key
                 node = (kind == "datasets" and real_config_node(entry)) or {**base, **defaults(entry)}
             except FasbenchError as exc:  # a broken plugin's options must not break other runs
                 print(f"fasbench: warning: {exc}; `fasbench run` cannot use it", file=sys.stderr)

@@ -96,6 +96,10 @@ def options_class(entry: Any) -> type[Options] | None:
     """The Options class a registry entry declares (``options=`` in its registration), or None."""
     spec = entry.meta.get("options")
     if spec is None:
+        if entry.kind == "datasets" and (entry.meta.get("real") is not None or entry.name == "real"):
+            from fasbench.data.real_options import RealDataOptions  # shared by every real dataset
+
+            return RealDataOptions
         return None
     if isinstance(spec, str):
         from fasbench.registry import import_object

@@ -22,7 +22,7 @@ def _prepare(root, cache, **kw):
     from fasbench.data.prepare import PrepConfig, prepare
 
     res = indexers.index("M", root, progress=False)
-    return prepare(res.videos, root, PrepConfig(), cache, workers=1, progress=False, **kw)
+    return prepare(res.videos, root, PrepConfig.from_mapping(), cache, workers=1, progress=False, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +64,17 @@ def test_prepare_resumes_after_interruption(fake_roots, tmp_path):  # noqa: F811
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        prepare(videos, root, PrepConfig(), tmp_path, progress=False, on_video=interrupt)
+        prepare(videos, root, PrepConfig.from_mapping(), tmp_path, progress=False, on_video=interrupt)
     entry = next((tmp_path / "real" / "casia_fasd").iterdir())
     assert not (entry / "summary.json").exists() and (entry / "images.partial.npy").exists()
     assert len((entry / "progress.jsonl").read_text().splitlines()) == 3
     again = []
-    p = prepare(videos, root, PrepConfig(), tmp_path, progress=False, on_video=lambda rec: again.append(rec["path"]))
+    p = prepare(videos, root, PrepConfig.from_mapping(), tmp_path, progress=False, on_video=lambda rec: again.append(rec["path"]))
     assert p.summary["resumed"] == 3 and len(again) == 5 and not set(again) & set(seen)
     assert p.summary["prepared"] == 8 and p.summary["faces_found"] == 16
     # the crops written before the interruption are intact face crops
     assert all(p.images[k].std() > 30 for k in range(16)) and list(p.videos["path"]) == list(videos["path"])
-    assert prepare(videos, root, PrepConfig(), tmp_path, progress=False).summary["resumed"] == 8  # complete: loaded
+    assert prepare(videos, root, PrepConfig.from_mapping(), tmp_path, progress=False).summary["resumed"] == 8  # complete: loaded
 
 
 def test_prepare_cli_json_multiprocess(run_cli, fake_roots, tmp_path, fasbench_cache):  # noqa: F811

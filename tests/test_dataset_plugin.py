@@ -211,7 +211,7 @@ def test_hydra_entry_of_a_plugin_dataset(with_example):
     cfg = config.compose(["method=erm", "data=wren_pad", "data.roots.W=/w", "data.preprocess.size=64"])
     d = cfg.data
     assert (d.name, list(d.domains), d.roots.W, d.roots.wren_pad, d.preprocess.size) == ("wren_pad", ["W"], "/w", None, 64)
-    assert d.split_convention == "whole" and d.roots.M is None  # every key of data/real_base.yaml applies
+    assert d.split_convention == "whole" and d.roots.M is None  # every key of RealDataOptions applies
     cfg = config.compose(["method=erm", "data=wren_pad", "data.roots.wren_pad=/by-name"])
     assert cfg.data.roots.wren_pad == "/by-name"
     cfg = config.compose(["method=erm", "data=real", "data.roots.W=/w"])  # --data real: every registered root

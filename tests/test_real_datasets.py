@@ -321,7 +321,7 @@ def test_roots_precedence(monkeypatch, tmp_path):
 
 
 def test_config_entries_of_the_registered_datasets():
-    """Each registered real dataset's `--data` entry is data/real_base.yaml + its letter, and every
+    """Each registered real dataset's `--data` entry is RealDataOptions' defaults + its letter, and every
     registered letter and name is a data.roots key (so `data.roots.msu_mfsd=` is accepted)."""
     from fasbench import config
 

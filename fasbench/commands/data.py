@@ -59,18 +59,17 @@ def add_parser(subparsers) -> None:
 
 
 def data_config(overrides: list[str]):
-    """The ``real`` dataset's config (``data/real_base.yaml`` with a ``roots`` key per registered
-    letter and name) with ``data.key=value`` overrides (the same keys `fasbench run` takes)."""
-    from importlib import resources
-
+    """The ``real`` dataset's config (the defaults of ``RealDataOptions`` with a ``roots`` key per
+    registered letter and name) with ``data.key=value`` overrides (the same keys `fasbench run`
+    takes), checked against the declared types."""
     from omegaconf import OmegaConf
 
-    from fasbench.data.roots import BASE_CONFIG, COMBINED, roots_node
+    from fasbench.data.real_options import RealDataOptions
+    from fasbench.data.roots import COMBINED, roots_node
     from fasbench.errors import FasbenchError
+    from fasbench.options import validate
 
-    base = OmegaConf.load(str(resources.files("fasbench.conf").joinpath("data", f"{BASE_CONFIG}.yaml")))
-    base.name = COMBINED
-    base.roots = roots_node()
+    base = OmegaConf.create({**RealDataOptions().model_dump(mode="json"), "name": COMBINED, "roots": roots_node()})
     dots = []
     for tok in overrides:
         key, eq, _ = tok.partition("=")
@@ -80,11 +79,13 @@ def data_config(overrides: list[str]):
         dots.append(tok[len("data."):])
     try:
         OmegaConf.set_struct(base, True)
-        return OmegaConf.merge(base, OmegaConf.from_dotlist(dots))
+        cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(dots))
     except Exception as exc:
-        raise FasbenchError(f"bad data override ({str(exc).splitlines()[0]}); keys are those of "
-                            f"data/{BASE_CONFIG}.yaml, e.g. data.preprocess.size=224, and data.roots.<letter or "
+        raise FasbenchError(f"bad data override ({str(exc).splitlines()[0]}); keys are those of `fasbench ls "
+                            "datasets real`, e.g. data.preprocess.size=224, and data.roots.<letter or "
                             "name> of a registered real dataset") from None
+    validate(RealDataOptions, cfg, "data")
+    return cfg
 
 
 def _root(name: str, cfg, explicit):

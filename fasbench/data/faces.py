@@ -12,12 +12,15 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class FaceConfig:
-    size: int = 256            # output crop side (pixels)
-    margin: float = 0.2        # extra context: crop side = (1 + margin) * max(box width, box height)
-    align: bool = True         # rotate so the eyes are level (MTCNN landmarks)
-    min_face: int = 20         # MTCNN min_face_size, in detection pixels
-    detect_max_side: int = 640  # frames are downscaled to at most this long side for detection
-    threshold: float = 0.9     # minimum face probability (MTCNN's last stage)
+    """Face crop settings; built from ``data.preprocess`` (declared, with defaults, in
+    fasbench.data.real_options.PreprocessOptions)."""
+
+    size: int             # output crop side (pixels)
+    margin: float         # extra context: crop side = (1 + margin) * max(box width, box height)
+    align: bool           # rotate so the eyes are level (MTCNN landmarks)
+    min_face: int         # MTCNN min_face_size, in detection pixels
+    detect_max_side: int  # frames are downscaled to at most this long side for detection
+    threshold: float      # minimum face probability (MTCNN's last stage)
 
 
 _DETECTORS: dict[Any, Any] = {}

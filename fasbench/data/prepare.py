@@ -36,8 +36,6 @@ from fasbench.util import atomic_write_text, cache_root
 
 #: Bumped whenever the crops for a given config change (part of the cache key).
 PREP_VERSION = 1
-SAMPLINGS = ("ssdg", "evenly")
-FALLBACKS = ("nearest", "center")
 
 
 @dataclass(frozen=True)
@@ -49,31 +47,25 @@ class PrepConfig:
     box of the nearest frame of the same video that has one (``fallback="nearest"``), or the
     centred square of the frame (``"center"``, also the last resort of ``nearest``)."""
 
-    sampling: str = "ssdg"
-    frames_per_video: int = 2
-    ssdg_offset: int = 6
-    fallback: str = "nearest"
-    face: FaceConfig = field(default_factory=FaceConfig)
+    sampling: str
+    frames_per_video: int
+    ssdg_offset: int
+    fallback: str
+    face: FaceConfig
 
     @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None) -> "PrepConfig":
-        d = dict(d or {})
-        face_keys = {f.name for f in dataclasses.fields(FaceConfig)}
-        own = {f.name for f in dataclasses.fields(cls)} - {"face"}
-        unknown = set(d) - face_keys - own
-        if unknown:
-            raise FasbenchError(f"data.preprocess has unknown key(s) {sorted(unknown)}; known: {sorted(face_keys | own)}")
-        face = FaceConfig(**{k: type(getattr(FaceConfig(), k))(v) for k, v in d.items() if k in face_keys})
-        cfg = cls(**{k: type(getattr(cls(), k))(v) for k, v in d.items() if k in own}, face=face)
-        if cfg.sampling not in SAMPLINGS:
-            raise FasbenchError(f"data.preprocess.sampling={cfg.sampling!r}; choose one of {', '.join(SAMPLINGS)}")
-        if cfg.fallback not in FALLBACKS:
-            raise FasbenchError(f"data.preprocess.fallback={cfg.fallback!r}; choose one of {', '.join(FALLBACKS)}")
-        if cfg.frames_per_video < 1 or cfg.ssdg_offset < 0:
-            raise FasbenchError("data.preprocess.frames_per_video must be >= 1 and ssdg_offset >= 0")
-        if not 16 <= face.size <= 1024 or face.margin < 0:
-            raise FasbenchError("data.preprocess.size must be in [16, 1024] and margin >= 0")
-        return cfg
+    def from_mapping(cls, d: Mapping[str, Any] | None = None) -> "PrepConfig":
+        """``data.preprocess`` (keys, types, defaults and ranges declared once, in
+        :class:`fasbench.data.real_options.PreprocessOptions`) as a PrepConfig; a wrong key or
+        value is one line naming it. ``from_mapping()`` is the default preparation."""
+        from fasbench.data.real_options import PreprocessOptions
+        from fasbench.options import validate
+
+        o = validate(PreprocessOptions, d or {}, "data.preprocess")
+        face = FaceConfig(size=o.size, margin=o.margin, align=o.align, min_face=o.min_face,
+                          detect_max_side=o.detect_max_side, threshold=o.threshold)
+        return cls(sampling=o.sampling, frames_per_video=o.frames_per_video, ssdg_offset=o.ssdg_offset,
+                   fallback=o.fallback, face=face)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -147,12 +147,11 @@ def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, pur
     from fasbench.data.prepare import PrepConfig
     from fasbench.data.roots import missing_message, resolve
 
-    conv = str(cfg.get("split_convention", "whole"))
-    if conv not in CONVENTIONS:
-        raise FasbenchError(f"data.split_convention={conv!r}; choose one of {', '.join(CONVENTIONS)}")
-    vf = float(cfg.get("val_fraction", 0.2))
-    if not 0.0 < vf < 1.0:
-        raise FasbenchError(f"data.val_fraction={vf}; it must be strictly between 0 and 1")
+    from fasbench.data.real_options import RealDataOptions
+    from fasbench.options import validate
+
+    opts = validate(RealDataOptions, cfg, "data")  # typed once; also for callers that skip compose
+    conv, vf = opts.split_convention, opts.val_fraction
     letters = _letters(cfg, domains)
     roots = {L: resolve(L, cfg.get("roots"))[0] for L in letters}
     missing = [L for L, r in roots.items() if r is None]
@@ -160,7 +159,7 @@ def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, pur
         raise FasbenchError(missing_message(missing, purpose or f"--data {cfg.get('name', 'real')}"))
     manifests, arrays, ident, prep = [], [], {}, {}
     for L in letters:
-        res, got = prepare_one(L, cfg, roots[L], progress=progress, allow_prepare=bool(cfg.get("auto_prepare", True)))
+        res, got = prepare_one(L, cfg, roots[L], progress=progress, allow_prepare=opts.auto_prepare)
         s = indexers.spec(L)
         manifests.append(frame_manifest(res.videos, got.videos))
         arrays.append(got.images)

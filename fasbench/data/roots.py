@@ -10,7 +10,7 @@ A dataset's root is looked up, first match wins, in:
 
 The datasets are those registered with a ``real=`` spec (built-in or plugin), in
 registration order. :func:`config_node` gives each one (and ``real``, all of them) its Hydra
-config-group entry: ``data/real_base.yaml`` plus its domain and a ``roots`` key for every
+config-group entry: the defaults of ``RealDataOptions`` plus its domain and a ``roots`` key for every
 registered letter and name, so ``data.roots.X=...`` works for a plugin's dataset too.
 """
 from __future__ import annotations
@@ -106,8 +106,6 @@ def missing_message(letters: list[str], what: str, synthetic_hint: bool = True) 
 
 #: The dataset that combines every real dataset with a configured root (``--data real``).
 COMBINED = "real"
-#: The options every real dataset shares, in the ``data`` config group.
-BASE_CONFIG = "real_base"
 
 
 def roots_node() -> dict[str, None]:
@@ -121,10 +119,12 @@ def roots_node() -> dict[str, None]:
 
 def config_node(entry) -> dict[str, Any] | None:
     """The Hydra config-group entry (``data=NAME``) of a real dataset's registration, or None
-    for other datasets: ``data/real_base.yaml`` with its name, its domain (none for ``real``:
-    the protocol's) and the ``roots`` mapping."""
+    for other datasets: the defaults of :class:`fasbench.data.real_options.RealDataOptions`
+    with its name, its domain (none for ``real``: the protocol's) and the ``roots`` mapping."""
+    from fasbench.data.real_options import RealDataOptions
+
     real = entry.meta.get("real")
     if not isinstance(real, DatasetSpec) and entry.name != COMBINED:
         return None
-    return {"defaults": [BASE_CONFIG, "_self_"], "name": entry.name,
+    return {**RealDataOptions().model_dump(mode="json"), "name": entry.name,
             "domains": [real.letter] if isinstance(real, DatasetSpec) else None, "roots": roots_node()}
