@@ -476,11 +476,3 @@ def git_info(path: str | os.PathLike = ".") -> dict:
     commit = head.strip() if head and head.strip() else None
     dirty = None if status is None else bool(status.strip())
     return {"commit": commit, "dirty": dirty}
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``float(value)`` if it is a finite number, else ``None`` (used for metric cells)."""
-    if not _is_number(value):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

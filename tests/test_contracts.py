@@ -143,6 +143,18 @@ def test_config_records_declared_defaults_and_normalised_values():
     assert "aligner" not in cfg  # no top-level key that nothing reads (it used to change the config hash)
 
 
+@pytest.mark.parametrize("overrides, needle", [
+    (["data=real", "data.val_fraction=1.5"], "data.val_fraction=1.5: expected float (input should be less than 1)"),
+    (["data=msu_mfsd", "data.preprocess.frames_per_video=abc"], "data.preprocess.frames_per_video='abc': expected int"),
+    (["data=real", "data.split_convention=ssan"], "data.split_convention='ssan': expected 'whole' | 'official'"),
+    (["data.subjects=many"], "data.subjects='many': expected int"),
+])
+def test_data_options_are_typed(overrides, needle):
+    with pytest.raises(OptionsError) as info:
+        config.compose(["method=erm", *overrides])
+    assert str(info.value).startswith(needle)
+
+
 @pytest.mark.parametrize("override, needle", [
     ("trainer.max_steps=abc", "trainer.max_steps='abc': expected int"),
     ("method.label_smoothing=abc", "method.label_smoothing='abc': expected float"),
