@@ -5,11 +5,15 @@ Standard library only (no torch, numpy or pandas), so any module may import it c
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -77,22 +81,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically.
-
-    The bytes go to a hidden temp file in the same directory, are flushed and fsynced, and
-    the temp file is then ``os.replace``-d onto ``path``: a reader sees either the old file
-    or the new one, never a partial one.  The temp file is removed on any failure.
-    """
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path beside ``path`` for a writer that needs a file name (``safetensors``,
+    ``torch.save``): on a clean exit the file is fsynced and ``os.replace``-d onto ``path``
+    (a reader sees the old file or the new one, never a partial one); on any failure the temp
+    file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -101,6 +105,39 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """A temp sibling directory to fill; on a clean exit it is renamed onto ``path`` in one
+    step, so readers never see a partial directory. If ``path`` exists by then, ``replace=True``
+    moves the old one aside and deletes it; ``replace=False`` keeps it (another writer of the
+    same content won the race). The temp directory is removed on any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if replace and path.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # a non-empty directory is already there
+            if replace:
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_target`)."""
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
     return path
 
 

@@ -57,7 +57,7 @@ import pandas as pd
 
 from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet
 from fasbench.errors import FasbenchError
-from fasbench.util import cache_root
+from fasbench.util import atomic_directory, cache_root
 
 #: Bump whenever the generated pixels or manifest change for an unchanged config.
 GENERATOR_VERSION = 2
@@ -833,18 +833,10 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
                 pass
             shutil.rmtree(trash, ignore_errors=True)
     fs = generate(cfg, progress=progress)
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
-    try:
+    with atomic_directory(entry) as tmp:  # another writer may win the race: its entry is equivalent
         np.save(tmp / "images.npy", fs.images)
         fs.manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "identity.json").write_text(json.dumps(fs.identity, sort_keys=True, indent=1))
-        try:
-            os.replace(tmp, entry)
-        except OSError:  # another writer won the race; its entry is equivalent
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     try:
         return _load_entry(entry, cfg)
     except Exception:

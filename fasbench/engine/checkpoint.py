@@ -6,7 +6,6 @@ and the older, consistent pair is never mixed with a newer half.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,27 +13,20 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from fasbench.errors import FasbenchError
+from fasbench.util import atomic_target
 
 MODEL = "model.safetensors"
 STATE = "trainer.pt"
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def save(ckpt_dir: Path, method: torch.nn.Module, state: dict[str, Any], name: str = MODEL) -> None:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     step = int(state.get("step", -1))
-    model_path = ckpt_dir / name
-    tmp = _tmp(model_path)
-    save_model(method, str(tmp), metadata={"step": str(step)})
-    os.replace(tmp, model_path)
+    with atomic_target(ckpt_dir / name) as tmp:
+        save_model(method, str(tmp), metadata={"step": str(step)})
     if name == MODEL:
-        state_path = ckpt_dir / STATE
-        tmp = _tmp(state_path)
-        torch.save(state, tmp)
-        os.replace(tmp, state_path)
+        with atomic_target(ckpt_dir / STATE) as tmp:
+            torch.save(state, tmp)
 
 
 def load(ckpt_dir: Path, method: torch.nn.Module, name: str = MODEL) -> dict[str, Any] | None:
