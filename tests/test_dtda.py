@@ -158,6 +158,9 @@ def test_a_third_teacher_role_is_config_alone(teacher_overrides, tiny_teachers):
     # a disabled role is not built
     method, ctx, _ = _build("dtda-no-daa", [*teacher_overrides, extra.replace("weight: 0.5", "enabled: false")])
     assert list(method.teachers) == ["perceptual", "generative"]
+    # a role may not shadow an attribute of the module that holds the teachers
+    with pytest.raises(FasbenchError, match=r"^method.teachers.keys: 'keys' cannot name a teacher role"):
+        _build("daa", [extra.replace("teachers.extra=", "teachers.keys=")])
 
 
 def test_kind_mismatch_is_a_one_line_error(teacher_overrides, tiny_teachers):

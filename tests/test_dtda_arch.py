@@ -215,6 +215,20 @@ def test_small_iresnet_feature_dict_and_embed_dim():
     assert emb.shape == (3, 128)
 
 
+def test_arcface_arch_option_names_the_iresnet_arguments():
+    """``method.teachers.ROLE.arch`` of dtda.arcface takes exactly the architecture arguments."""
+    import inspect
+
+    from pydantic import ValidationError
+
+    from fasbench_dtda.options import IRESNET_ARCH_KEYS, ArcFaceOptions
+
+    assert set(IRESNET_ARCH_KEYS) == set(inspect.signature(IResNet).parameters) - {"dropout"}  # training only
+    assert ArcFaceOptions(arch={"depth": 50, "width": 0.5}).arch == {"depth": 50, "width": 0.5}
+    with pytest.raises(ValidationError, match="unknown IResNet arch key"):
+        ArcFaceOptions(arch={"layers": 50})
+
+
 def test_iresnet_rejects_wrong_input_size_and_depth():
     net = IResNet(depth=18, width=0.25, input_size=64)
     with pytest.raises(ValueError, match="input_size"):

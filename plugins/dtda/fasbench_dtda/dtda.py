@@ -84,6 +84,8 @@ class DTDA(Method):
             if not slot.enabled or slot.weight == 0:
                 continue
             where = f"method.teachers.{role}"
+            if hasattr(self.teachers, role):  # "keys", "train", ...: an attribute of the ModuleDict
+                raise FasbenchError(f"{where}: {role!r} cannot name a teacher role (a reserved name); rename the role")
             registered = plugins.registry("teachers").get(slot.name).meta.get("kind")
             if slot.kind is not None and registered is not None and registered != slot.kind:
                 raise _kind_error(where, slot.name, slot.kind, registered)  # before loading any weights
