@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
 from fakehub import fake_hub  # noqa: F401  (fixture)
+
 from fasbench import config, plugins
 from fasbench.api import Context
 from fasbench.contract import TINY_WORLD, validate_method
 from fasbench.errors import FasbenchError
 from fasbench.options import OptionsError
-
 from fasbench_dtda.daa import DomainAdversarialAttack, domain_uncertainty_loss  # noqa: E402
 from fasbench_dtda.options import DAAOptions  # noqa: E402
 from fasbench_dtda.pretrain import PretrainConfig, pretrain, teacher_dirs  # noqa: E402
@@ -205,6 +204,7 @@ def test_bad_dtda_options_fail_at_compose_with_one_line(override, needle):
 def test_teachers_load_real_checkpoint_layouts_through_the_hub(fake_hub):  # noqa: F811
     """Checkpoints with the published parameter names (scaled-down widths) load with no conversion."""
     from diffusers import VQModel
+
     from fasbench_dtda.iresnet import CVLFACE_KEY_PREFIX, IResNet
     from fasbench_dtda.options import ArcFaceOptions, LdmVQOptions
     from fasbench_dtda.teachers import ARCFACE_URI, LDM_VQ_URI, ArcFaceTeacher, LdmVQTeacher

@@ -28,9 +28,9 @@ def add_teachers_parser(subparsers) -> None:
 
 
 def _pretrain(args) -> int:
-    from fasbench.errors import FasbenchError
     from pathlib import Path
 
+    from fasbench.errors import FasbenchError
     from fasbench_dtda.pretrain import PretrainConfig, default_root, ensure_synthetic_teachers, synthetic_uri
 
     if args.data != "synthetic":

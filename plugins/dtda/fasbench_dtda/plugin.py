@@ -30,7 +30,8 @@ def register_teachers(register):
              options="fasbench_dtda.options:ArcFaceOptions",
              weights={"synthetic": synthetic_uri("perceptual"), "*": ARCFACE_URI})
     register("dtda.ldm_vq", "fasbench_dtda.teachers:LdmVQTeacher", version=1, kind="generative",
-             description="VQ-VAE encoder of latent diffusion on CelebA-HQ (CompVis/ldm-celebahq-256; synthetic: a stand-in pretrained here)",
+             description="VQ-VAE encoder of latent diffusion on CelebA-HQ "
+                         "(CompVis/ldm-celebahq-256; synthetic: a stand-in pretrained here)",
              options="fasbench_dtda.options:LdmVQOptions",
              weights={"synthetic": synthetic_uri("generative"), "*": LDM_VQ_URI})
 

@@ -31,7 +31,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +345,8 @@ def _pretrain_vq(cfg, images, held, folder: Path, progress) -> dict[str, Any]:
     mse_mean = float(((mean_img[None] - x_held) / 2).pow(2).mean())  # reference: predict the mean training image
     metrics = {"task": "image reconstruction (VQ-VAE, L1 + commitment)", "train_images": int(len(train_idx)),
                "heldout_images": int(len(hi)), "heldout_psnr_db": round(psnr, 2), "untrained_psnr_db": round(psnr_init, 2),
-               "mean_image_psnr_db": round(10 * math.log10(1 / max(mse_mean, 1e-12)), 2), "final_l1": round(float(rec.detach()), 4),
+               "mean_image_psnr_db": round(10 * math.log10(1 / max(mse_mean, 1e-12)), 2),
+               "final_l1": round(float(rec.detach()), 4),
                "steps": cfg.vq_steps, "seconds": round(time.perf_counter() - t0, 1), "recipe": asdict(cfg),
                "version": PRETRAIN_VERSION}
     _save(folder, model, dict(config), metrics)
