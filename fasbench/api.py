@@ -26,10 +26,9 @@ from torch import nn
 
 from fasbench import plugins
 from fasbench.errors import FasbenchError
-from fasbench.options import ComponentRef, Options, check_entry_options, resolve_ref
-# options of the built-in kinds: defined in the torch-free fasbench.options, re-exported here
-from fasbench.options import AlignerRef, TeacherOptions, TeacherRef  # noqa: F401
 
+# options of the built-in kinds: defined in the torch-free fasbench.options, re-exported here
+from fasbench.options import AlignerRef, ComponentRef, Options, TeacherOptions, TeacherRef, check_entry_options, resolve_ref  # noqa: F401
 
 # --------------------------------------------------------------------------------------
 # students
@@ -131,13 +130,13 @@ class Teacher(nn.Module):
         self.weights_info = resolved.as_dict()
         return sd
 
-    def freeze(self) -> "Teacher":
+    def freeze(self) -> Teacher:
         """Eval mode and no gradients, whoever builds the teacher (subclasses call it last)."""
         for p in self.parameters():
             p.requires_grad_(False)
         return self.eval()
 
-    def train(self, mode: bool = True) -> "Teacher":
+    def train(self, mode: bool = True) -> Teacher:
         return super().train(False)  # a teacher never leaves eval mode
 
     def preprocess(self, x01: torch.Tensor) -> torch.Tensor:
@@ -250,7 +249,7 @@ class Context:
             self.components[role] = info
         return info
 
-    def build_method(self, method_cfg: Any = None) -> "Method":
+    def build_method(self, method_cfg: Any = None) -> Method:
         """The configured method (``cfg.method``), its options validated against its registration."""
         mcfg = method_cfg if method_cfg is not None else self.cfg.method
         name = str(mcfg["name"])
@@ -370,7 +369,7 @@ class Method(nn.Module, abc.ABC):
             )
         return result
 
-    def train(self, mode: bool = True) -> "Method":
+    def train(self, mode: bool = True) -> Method:
         super().train(mode)
         for m in self.modules():  # frozen teachers stay in eval mode
             if getattr(m, "frozen", False):

@@ -43,8 +43,9 @@ Deterministic for ``seed``.  Comparing a setting with itself gives exactly ``[0,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -309,7 +310,7 @@ def paired_bootstrap(a_records: Sequence[RunRecord], b_records: Sequence[RunReco
         if not len(live) or not len(spoof):
             raise FasbenchError(f"task {task}: the target needs live and spoof videos for a stratified bootstrap")
         original = []
-        for s, (ra, rb) in zip(seeds, pairs):
+        for ra, rb in pairs:
             va, vb = ra.value(m), rb.value(m)
             for run, v in ((ra, va), (rb, vb)):
                 if v is None:

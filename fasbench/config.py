@@ -5,8 +5,9 @@ sections, each component's registered options for ``method.*`` and ``student.*``
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 from fasbench import plugins
 from fasbench.errors import FasbenchError

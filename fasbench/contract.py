@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 #: A world small enough for seconds on a CPU: 3 domains, 6 subjects, 48 px frames.
 TINY_WORLD = [

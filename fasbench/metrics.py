@@ -77,9 +77,10 @@ resampled data itself (``target-eer-threshold``) is re-chosen in every resample.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -236,13 +237,13 @@ class ScoreSet:
 
     @classmethod
     def _trusted(cls, scores: np.ndarray, labels: np.ndarray, attacks: np.ndarray | None = None,
-                 videos: np.ndarray | None = None) -> "ScoreSet":
+                 videos: np.ndarray | None = None) -> ScoreSet:
         """A ScoreSet from arrays that are already validated (bootstrap resamples)."""
         obj = cls.__new__(cls)
         obj.scores, obj.labels, obj.attacks, obj.videos = scores, labels, attacks, videos
         return obj
 
-    def curve(self) -> "_Curve":
+    def curve(self) -> _Curve:
         """The sorted-score curve every rank metric reads (computed once per ScoreSet)."""
         c = self.__dict__.get("_curve_cache")
         if c is None:
@@ -267,7 +268,7 @@ class ScoreSet:
     def n_spoof(self) -> int:
         return len(self) - self.n_live
 
-    def per_video(self) -> "ScoreSet":
+    def per_video(self) -> ScoreSet:
         """One row per video: mean frame score, the video's label and attack type.
 
         Videos keep the order of their first appearance. Raises :class:`FasbenchError`

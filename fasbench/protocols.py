@@ -7,8 +7,9 @@ OULU-NPU datasets alike.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fasbench.errors import FasbenchError
 

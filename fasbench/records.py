@@ -35,8 +35,9 @@ import math
 import os
 import subprocess
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer
 
@@ -76,8 +77,8 @@ class WeightsInfo(BaseModel):
     """Where a component's weights came from (``fasbench.weights``)."""
 
     model_config = _OPEN
-    uri: Optional[str] = None
-    sha256: Optional[str] = None
+    uri: str | None = None
+    sha256: str | None = None
 
 
 class Component(BaseModel):
@@ -85,10 +86,10 @@ class Component(BaseModel):
 
     model_config = _OPEN
     name: str = Field(min_length=1)
-    version: Union[int, str]
-    plugin: Optional[str] = None
-    kind: Optional[str] = None
-    weights: Optional[WeightsInfo] = None
+    version: int | str
+    plugin: str | None = None
+    kind: str | None = None
+    weights: WeightsInfo | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler):  # a component without weights is written without the key
@@ -111,13 +112,13 @@ class TaskInfo(BaseModel):
     sources: list[str]
     target: str = Field(min_length=1)
     intra: bool = False
-    variant: Optional[str] = None
+    variant: str | None = None
 
 
 class GitInfo(BaseModel):
     model_config = _FROZEN
-    commit: Optional[str]
-    dirty: Optional[bool]
+    commit: str | None
+    dirty: bool | None
 
 
 class DataInfo(BaseModel):
@@ -131,9 +132,9 @@ class DataInfo(BaseModel):
     splits: dict[str, list[str]] = Field(default_factory=dict)
     #: evaluated/trained frame counts per role
     frames: dict[str, int] = Field(default_factory=dict)
-    split_convention: Optional[dict[str, Any]] = None
-    preparation: Optional[dict[str, Any]] = None
-    skipped_videos: Optional[int] = None
+    split_convention: dict[str, Any] | None = None
+    preparation: dict[str, Any] | None = None
+    skipped_videos: int | None = None
 
 
 class Selection(BaseModel):
@@ -142,7 +143,7 @@ class Selection(BaseModel):
     model_config = _FROZEN
     rule: Literal["last", "source-val", "target-oracle"]
     #: the metric the rule minimises/maximises (``None`` for ``last``)
-    metric: Optional[str] = None
+    metric: str | None = None
     #: the data the rule read: ``none`` (last), ``source-val`` or ``target`` (oracle)
     data: Literal["none", "source-val", "target"]
     uses_target_labels: bool
@@ -167,15 +168,15 @@ class MetricBlock(BaseModel):
     n_live: int
     n_spoof: int
     #: metric name -> value in percent (``None``: undefined for this data)
-    metrics: dict[str, Optional[float]]
+    metrics: dict[str, float | None]
     #: metric name -> [low, high] percentile bootstrap interval over videos (see ``ci``)
     ci: dict[str, list[float]] = Field(default_factory=dict)
     #: how ``ci`` was computed: level, resamples, resampling unit, seed
-    ci_method: Optional[dict[str, Any]] = None
+    ci_method: dict[str, Any] | None = None
 
     @field_validator("metrics")
     @classmethod
-    def _finite(cls, v: dict[str, Optional[float]]) -> dict[str, Optional[float]]:
+    def _finite(cls, v: dict[str, float | None]) -> dict[str, float | None]:
         for name, value in v.items():
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"metric {name!r} is {value}; write null for an undefined value")
@@ -218,12 +219,12 @@ class RunRecord(BaseModel):
     val: MetricBlock
     #: target metrics per threshold policy (``source-val-threshold``, ``target-eer-threshold``)
     target: dict[str, MetricBlock]
-    scores: Optional[ScoresFile] = None
+    scores: ScoresFile | None = None
     #: evaluation curve: per evaluated step, losses and ``val/...`` / ``target/...`` values
     curve: list[dict[str, Any]] = Field(default_factory=list)
     timings: dict[str, Any] = Field(default_factory=dict)
 
-    _source: Optional[str] = PrivateAttr(default=None)
+    _source: str | None = PrivateAttr(default=None)
 
     @field_validator("target")
     @classmethod
@@ -248,7 +249,7 @@ class RunRecord(BaseModel):
         """The file this record was loaded from (or its run id)."""
         return self._source or self.run_id
 
-    def with_source(self, source: str) -> "RunRecord":
+    def with_source(self, source: str) -> RunRecord:
         self._source = source
         return self
 
@@ -256,7 +257,7 @@ class RunRecord(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     @property
-    def run_dir(self) -> Optional[Path]:
+    def run_dir(self) -> Path | None:
         return Path(self._source).parent if self._source else None
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from fasbench.errors import DuplicateComponentError, FasbenchError, UnknownComponentError
 

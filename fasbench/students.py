@@ -13,7 +13,7 @@ from fasbench.api import Context, Student
 from fasbench.errors import FasbenchError
 
 
-def build(opts: Any, ctx: Context | None = None) -> "TimmStudent":
+def build(opts: Any, ctx: Context | None = None) -> TimmStudent:
     """The registered factory: ``TimmOptions`` -> :class:`TimmStudent`."""
     return TimmStudent(arch=opts.arch, pretrained=opts.pretrained, num_classes=2, drop_rate=opts.drop_rate,
                        **dict(opts.timm_kwargs))

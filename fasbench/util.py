@@ -12,8 +12,8 @@ import re
 import secrets
 import shutil
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

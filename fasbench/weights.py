@@ -33,9 +33,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from fasbench.errors import FasbenchError
@@ -489,7 +490,7 @@ def load_state_dict(
     *,
     prefix: str | None = None,
     device: str | Any = "cpu",
-) -> tuple[dict[str, "torch.Tensor"], ResolvedWeights]:
+) -> tuple[dict[str, torch.Tensor], ResolvedWeights]:
     """Load the tensors of a weight URI (or an already resolved one) with safetensors.
 
     ``prefix="encoder."`` keeps only the tensors whose names start with it, without it.

@@ -1,6 +1,8 @@
 """The harness loop on a tiny synthetic world: records, determinism, resume, selection."""
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 
 import numpy as np
@@ -13,9 +15,6 @@ from fasbench.data.loader import FrameDataset, Preprocess
 from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine.run import run_protocol
 from fasbench.errors import FasbenchError
-import gzip
-import hashlib
-
 from fasbench.records import SCHEMA, json_schema, read_record, run_key
 
 

@@ -372,7 +372,6 @@ def test_installed_method_runs(runs, method, plugin, dist, dist_version, version
 def test_plugin_metric_reaches_record_score_and_leaderboard(runs, installed, run_cli, tmp_path):
     """A metric registered by a plugin and named in eval.metrics is computed into the record (val and
     target blocks, with its CI), recomputed by `fasbench score RUN_DIR`, and becomes leaderboard columns."""
-    import gzip
 
     import numpy as np
     import pandas as pd

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakehub import FakeHub, fake_hub, safetensors_bytes  # noqa: F401  (fake_hub is a fixture)
 from torch import nn
 
-from fakehub import FakeHub, fake_hub, safetensors_bytes  # noqa: F401  (fake_hub is a fixture)
 from fasbench import weights
 from fasbench.errors import FasbenchError
 

@@ -17,7 +17,8 @@ import argparse
 import contextlib
 import sys
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from fasbench.errors import FasbenchError
 

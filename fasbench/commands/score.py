@@ -215,9 +215,9 @@ def main(args: argparse.Namespace) -> int:
 def read_run_scores(rec: Any) -> tuple[Any, Any]:
     """``(val, target)`` frame-level ScoreSets from a record's ``scores.csv.gz``, in the order the
     run scored them, after checking the file's sha256 against the record."""
+    import gzip
     import hashlib
     import io
-    import gzip
 
     import numpy as np
     import pandas as pd

@@ -3,8 +3,9 @@ device (never per sample, never a JPEG decode in the training loop). The result 
 [0, 1]: each network normalises its own input (docs/architecture.md, pixel space)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch

@@ -17,15 +17,15 @@ compacted away at the end); it never stops the preparation.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ class PrepConfig:
     face: FaceConfig
 
     @classmethod
-    def from_mapping(cls, d: Mapping[str, Any] | None = None) -> "PrepConfig":
+    def from_mapping(cls, d: Mapping[str, Any] | None = None) -> PrepConfig:
         """``data.preprocess`` (keys, types, defaults and ranges declared once, in
         :class:`fasbench.data.real_options.PreprocessOptions`) as a PrepConfig; a wrong key or
         value is one line naming it. ``from_mapping()`` is the default preparation."""
@@ -254,7 +254,7 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
         i = rec["i"]
         crops = rec.pop("crops", None)
         if rec["status"] == "ok":
-            images[starts[i]:starts[i] + slots[i]] = crops
+            images[starts[i]:starts[i] + slots[i]] = crops  # noqa: F821 (bound above; ruff sees the later del)
         rec["path"] = paths[i]
         done[i] = rec
         pending_lines.append(json.dumps(rec))
@@ -269,7 +269,7 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
     def flush() -> None:
         nonlocal last_flush
         if pending_lines:
-            images.flush()  # pixels first, then the lines that declare them done
+            images.flush()  # noqa: F821 (bound above) -- pixels first, then the lines that declare them done
             with open(log_path, "a") as fh:
                 fh.write("\n".join(pending_lines) + "\n")
                 fh.flush()

@@ -145,9 +145,8 @@ def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, pur
     named by ``data.name``, or every dataset with a configured root)."""
     from fasbench.data import indexers
     from fasbench.data.prepare import PrepConfig
-    from fasbench.data.roots import missing_message, resolve
-
     from fasbench.data.real_options import RealDataOptions
+    from fasbench.data.roots import missing_message, resolve
     from fasbench.options import validate
 
     opts = validate(RealDataOptions, cfg, "data")  # typed once; also for callers that skip compose

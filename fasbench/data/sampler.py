@@ -1,7 +1,7 @@
 """Batch samplers: every batch balanced over source domain x class (as SSDG does)."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class BalancedBatchSampler:
         domains, labels = np.asarray(domains), np.asarray(labels)
         if not (len(rows) == len(domains) == len(labels)):
             raise ValueError("rows, domains and labels must have the same length")
-        keys = sorted({(d, int(l)) for d, l in zip(domains.tolist(), labels.tolist())})
+        keys = sorted({(d, int(y)) for d, y in zip(domains.tolist(), labels.tolist())})
         if not keys:
             raise FasbenchError("the training split is empty: no frame to sample from")
         self.groups = {k: rows[(domains == k[0]) & (labels == k[1])] for k in keys}

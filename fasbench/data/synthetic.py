@@ -50,7 +50,7 @@ import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,8 +84,8 @@ class SyntheticConfig:
     #: Subjects per domain in the dev split (source-val) and the test split; None = 25% each.
     #: The demo config sets them so that evaluation is large (tight confidence intervals)
     #: while training keeps 24 subjects per domain.
-    dev_subjects: Optional[int] = None
-    test_subjects: Optional[int] = None
+    dev_subjects: int | None = None
+    test_subjects: int | None = None
     #: Videos per subject of each kind: live : spoof is 1 : 1 by default.
     live_videos: int = 2
     print_videos: int = 1
@@ -551,7 +551,7 @@ def _apply_screen(rng, dom: _Domain, content, u, v, um, vm, scale_px, size: int)
         gx, gy = rng.uniform(-0.8, 0.8, 2)
         gr = rng.uniform(0.15, 0.5)
         g = rng.uniform(0.1, 0.45) * np.exp(-((um - gx) ** 2 + (vm - gy) ** 2) / (2 * gr**2))
-        img += g[..., None] * (1.0 - img) 
+        img += g[..., None] * (1.0 - img)
     inside = np.clip((1.0 - np.maximum(np.abs(um), np.abs(vm))) * scale_px + 0.5, 0, 1)
     bezel_col = np.asarray((0.04, 0.04, 0.05), dtype=_F)
     img = bezel_col + inside[..., None] * (img - bezel_col)

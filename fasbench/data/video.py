@@ -1,8 +1,8 @@
 """Reading videos (PyAV) and still images (Pillow) as uint8 RGB frames."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
