@@ -37,9 +37,10 @@ import http.server
 import json
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -194,7 +195,7 @@ class FakeHub:
 
     # ----------------------------------------------------------------------------- server
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         self.start()
         return self
 
