@@ -162,15 +162,18 @@ def _expected(cls: type[BaseModel], loc: tuple) -> str | None:
     return None if ann is None else _type_name(ann)
 
 
-def one_line(exc: ValidationError, where: str, cls: type[BaseModel] | None = None) -> str:
-    """A pydantic ValidationError as one line: ``key=value: expected TYPE (why)``."""
+def one_line(exc: ValidationError, where: str, cls: type[BaseModel] | None = None,
+             also_known: tuple[str, ...] = ()) -> str:
+    """A pydantic ValidationError as one line: ``key=value: expected TYPE (why)``; an unknown
+    key lists the known ones (``also_known``: keys valid at that level from elsewhere, such as
+    the slot keys beside a named component's own options)."""
     errs = exc.errors(include_url=False)
     e = errs[0]
     loc = tuple(str(p) for p in e["loc"])
     key = ".".join((where, *loc)) if where else ".".join(loc)
     more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
     if e["type"] == "extra_forbidden":
-        known = ", ".join(sorted(cls.model_fields)) if cls is not None and len(loc) == 1 else ""
+        known = ", ".join(sorted({*cls.model_fields, *also_known})) if cls is not None and len(loc) == 1 else ""
         return f"{key}: unknown key" + (f"; known keys: {known}" if known else "") + more
     if e["type"] == "missing":
         return f"{key}: required, but not set{more}"
@@ -193,14 +196,14 @@ def _plain(data: Any) -> Any:
     return dict(data) if isinstance(data, Mapping) else data
 
 
-def validate(cls: type[Options], data: Any, where: str) -> Options:
+def validate(cls: type[Options], data: Any, where: str, also_known: tuple[str, ...] = ()) -> Options:
     """``cls`` validated from ``data`` (a mapping or DictConfig); nested :class:`ComponentRef`
     fields are validated against their named component's options. Errors: one line."""
     data = _plain(data if data is not None else {})
     try:
         inst = cls.model_validate(data)
     except ValidationError as exc:
-        raise OptionsError(one_line(exc, where, cls)) from None
+        raise OptionsError(one_line(exc, where, cls, also_known)) from None
     for field in type(inst).model_fields:
         _resolve_refs(getattr(inst, field), f"{where}.{field}" if where else field)
     return inst
@@ -227,7 +230,7 @@ def resolve_ref(ref: ComponentRef, where: str) -> ComponentRef:
     if cls is None:
         ref._options = extra
     else:
-        ref._options = validate(cls, extra, where)
+        ref._options = validate(cls, extra, where, also_known=tuple(type(ref).model_fields))
     return ref
 
 

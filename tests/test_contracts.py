@@ -119,6 +119,8 @@ def test_teacher_weights_are_chosen_by_the_harness_not_the_teacher(fresh_plugins
         ctx.build_teacher({"name": "toy-noweights"})
     with pytest.raises(OptionsError, match=r"^method.teachers.width='wide': expected int"):
         ctx.build_teacher({"name": "toy", "width": "wide"})
+    with pytest.raises(OptionsError, match=r"^method.teachers.widht: unknown key; known keys: name, weights, width$"):
+        ctx.build_teacher({"name": "toy", "widht": 3})  # the ref's own keys are listed beside the teacher's
 
 
 # -- options --------------------------------------------------------------------------

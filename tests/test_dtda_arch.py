@@ -34,8 +34,6 @@ from fasbench_dtda.vq import (  # noqa: E402
     vq_state_dict_keys,
 )
 
-
-
 # ----------------------------------------------------------------------------- fixtures
 
 
