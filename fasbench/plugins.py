@@ -163,7 +163,7 @@ def registry(kind: str) -> Registry:
         caller = getattr(st.pm.hook, f"register_{kind}")
         # Call each implementation with a ``register`` bound to its plugin name, so every
         # entry knows where it came from (duplicate errors name both plugins).
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in reversed(caller.get_hookimpls()):  # pluggy call order: last loaded first (entry points load sorted by name after the built-ins)
             plugin = impl.plugin_name
 
             def register(name, factory, *, version=1, description="", _plugin=plugin, **meta):
