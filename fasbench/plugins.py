@@ -163,7 +163,8 @@ def registry(kind: str) -> Registry:
         caller = getattr(st.pm.hook, f"register_{kind}")
         # Call each implementation with a ``register`` bound to its plugin name, so every
         # entry knows where it came from (duplicate errors name both plugins).
-        for impl in reversed(caller.get_hookimpls()):  # pluggy call order: last loaded first (entry points load sorted by name after the built-ins)
+        # pluggy's call order: last loaded first (entry points load after the built-ins, sorted by name)
+        for impl in reversed(caller.get_hookimpls()):
             plugin = impl.plugin_name
 
             def register(name, factory, *, version=1, description="", _plugin=plugin, **meta):
