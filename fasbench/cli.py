@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bad = [t for t in extra if not getattr(args, "accepts_overrides", False) or t.startswith("-")]
                 parser.error(f"unrecognized arguments: {' '.join(bad)}")
         args.overrides = extra
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, inside the handler below, not at exit
+        return rc
     except FasbenchError as exc:
         print(f"fasbench: error: {exc}", file=sys.stderr)
         if env_flag("FASBENCH_DEBUG"):
