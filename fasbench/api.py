@@ -90,7 +90,7 @@ class Student(nn.Module, abc.ABC):
 # teachers
 # --------------------------------------------------------------------------------------
 
-class Teacher(nn.Module):
+class Teacher(nn.Module, abc.ABC):
     """A frozen network a method distils from.
 
     Contract:
@@ -148,8 +148,9 @@ class Teacher(nn.Module):
             x01 = x01.flip(1)
         return (x01 - self._mean.to(x01.dtype)) / self._std.to(x01.dtype)
 
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features of an input already converted by :meth:`preprocess`."""
 
     def features(self, x01: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         x = self.preprocess(x01)
@@ -196,15 +197,16 @@ def default_teacher_weights(entry: Any, dataset: str) -> str | None:
 # aligners
 # --------------------------------------------------------------------------------------
 
-class Aligner(nn.Module):
+class Aligner(nn.Module, abc.ABC):
     """Domain alignment applied to a training batch: ``forward(batch, student) -> (batch, losses)``.
 
     It may perturb ``batch["image"]`` (keeping it in [0, 1]) and add named losses; in eval
     mode it must return the batch unchanged.
     """
 
-    def forward(self, batch: dict[str, torch.Tensor], student: Student):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, batch: dict[str, torch.Tensor], student: Student):
+        """``(batch, losses)``: the (possibly perturbed) batch and the aligner's named losses."""
 
 
 class IdentityAligner(Aligner):

@@ -186,13 +186,10 @@ def one_line(exc: ValidationError, where: str, cls: type[BaseModel] | None = Non
 
 def _plain(data: Any) -> Any:
     """An omegaconf node (or anything mapping-like) as plain Python containers."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf import DictConfig, ListConfig, OmegaConf
 
-        if isinstance(data, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(data, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
+    if isinstance(data, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(data, resolve=True)
     return dict(data) if isinstance(data, Mapping) else data
 
 
