@@ -371,6 +371,43 @@ class Method(nn.Module, abc.ABC):
             )
         return result
 
+    # Random generators a method owns (a torch.Generator or numpy Generator attribute of any of
+    # its modules) are saved in checkpoints and restored on resume, next to the global ones the
+    # harness saves itself, so that a resumed run equals an uninterrupted one. A method keeping
+    # randomness elsewhere overrides both methods.
+    def _owned_generators(self) -> dict[str, Any]:
+        import numpy as np
+
+        found: dict[str, Any] = {}
+        for mod_name, mod in self.named_modules():
+            for attr, value in vars(mod).items():
+                if isinstance(value, (torch.Generator, np.random.Generator)):
+                    found[f"{mod_name}.{attr}" if mod_name else attr] = value
+        return found
+
+    def random_state(self) -> dict[str, Any]:
+        """The states of the generators this method owns (tensors and strings only)."""
+        import json
+
+        out: dict[str, Any] = {}
+        for name, g in self._owned_generators().items():
+            out[name] = g.get_state() if isinstance(g, torch.Generator) else json.dumps(g.bit_generator.state)
+        return out
+
+    def set_random_state(self, state: dict[str, Any]) -> None:
+        import json
+
+        gens = self._owned_generators()
+        if set(state) != set(gens):
+            raise FasbenchError(f"{type(self).__name__}: the checkpoint holds generator states {sorted(state)}, the method "
+                                f"owns {sorted(gens)}; it was written by another version of the method")
+        for name, value in state.items():
+            g = gens[name]
+            if isinstance(g, torch.Generator):
+                g.set_state(value)
+            else:
+                g.bit_generator.state = json.loads(value)
+
     def train(self, mode: bool = True) -> Method:
         super().train(mode)
         for m in self.modules():  # frozen teachers stay in eval mode

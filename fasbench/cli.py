@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fasbench ls methods | head`: stop quietly, like other CLI tools
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:
-        print("fasbench: interrupted (rerun with --resume to continue from the last checkpoint)", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # fasbench.errors.Interrupted says what --resume continues from
+        print(f"fasbench: {exc or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -63,13 +63,12 @@ def check_config(cfg: Any) -> Any:
     from omegaconf import OmegaConf
 
     from fasbench.options import check_entry_options, validate
-    from fasbench.settings import SECTIONS, RootSettings
+    from fasbench.settings import SECTIONS
 
     for section, model in SECTIONS.items():
         if section in cfg:
             validate(model, cfg[section], section)
-    root = {k: cfg.get(k) for k in RootSettings.model_fields}
-    validate(RootSettings, root, "")
+    check_root(cfg)
     for key, kind in (("method", "methods"), ("student", "students")):
         node = cfg.get(key)
         if node is None or node.get("name") is None:
@@ -85,6 +84,15 @@ def check_config(cfg: Any) -> Any:
             check_entry_options(entry, data, "data")
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def check_root(cfg: Any) -> None:
+    """Validate the top-level keys (``seed``, ``out``, ``device``, ...), also after the command
+    line's ``--seed``/``--out``/``--protocol`` were applied to a composed config."""
+    from fasbench.options import validate
+    from fasbench.settings import RootSettings
+
+    validate(RootSettings, {k: cfg.get(k) for k in RootSettings.model_fields}, "")
 
 
 def compose(overrides: Sequence[str] = (), check: bool = True) -> Any:

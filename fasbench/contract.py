@@ -140,6 +140,37 @@ def validate_method(name: str, overrides: list[str] | None = None, out_dir: str 
                     f"{t['source-val-threshold'].metrics['HTER']:.1f}% (source-val threshold), "
                     f"{t['target-eer-threshold'].metrics['HTER']:.1f}% (target-EER threshold, idealized)")
 
+    def exact_resume():
+        from fasbench.engine import checkpoint as ckpt
+
+        def stop_after_first_checkpoint(point: str) -> None:
+            if point == "pruned":
+                raise KeyboardInterrupt
+
+        with tempfile.TemporaryDirectory() as d:
+            c = cfg.copy()
+            c.eval.bootstrap = 0
+            c.out = f"{d}/uninterrupted"
+            (full,) = run_protocol(c, progress=False, echo=lambda *_: None)
+            c.out = f"{d}/resumed"
+            ckpt.FAULT_HOOK = stop_after_first_checkpoint
+            try:
+                run_protocol(c, progress=False, echo=lambda *_: None)
+                raise AssertionError("the run was not interrupted at its first checkpoint (trainer.checkpoint_every)")
+            except KeyboardInterrupt:
+                pass
+            finally:
+                ckpt.FAULT_HOOK = None
+            (resumed,) = run_protocol(c, resume=True, progress=False, echo=lambda *_: None)
+        at = resumed.timings["resumed_from_step"]
+        assert at > 0, "the resumed run did not start from the checkpoint"
+        assert resumed.scores.sha256 == full.scores.sha256, (
+            f"resumed from step {at}, the scores differ from the uninterrupted run's (target HTER "
+            f"{resumed.target['source-val-threshold'].metrics['HTER']:.2f} vs {full.target['source-val-threshold'].metrics['HTER']:.2f}): "
+            "a random state the method uses is not saved (own generators: Method.random_state)")
+        assert resumed.curve == full.curve, "the training curve differs after resuming"
+        return f"stopped after step {at}, resumed: scores identical to the uninterrupted run (sha256 {full.scores.sha256[:12]})"
+
     check("training_step returns named finite scalar losses", losses)
     if checks[-1].ok:
         check("gradients reach the student", gradients)
@@ -148,4 +179,6 @@ def validate_method(name: str, overrides: list[str] | None = None, out_dir: str 
     if checks[-1].ok:
         check("weights round-trip through safetensors", roundtrip)
     check("a short harness run writes a valid record", short_run)
+    if checks[-1].ok:
+        check("resuming from a checkpoint equals the uninterrupted run", exact_resume)
     return checks

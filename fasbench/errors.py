@@ -19,3 +19,8 @@ class DuplicateComponentError(FasbenchError):
 
 class PluginLoadError(FasbenchError):
     """A plugin failed to import (fatal only with FASBENCH_STRICT_PLUGINS=1)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGINT) during a run, with what survives it: the message says whether and
+    from which step ``--resume`` continues."""

@@ -177,6 +177,11 @@ def one_line(exc: ValidationError, where: str, cls: type[BaseModel] | None = Non
         return f"{key}: unknown key" + (f"; known keys: {known}" if known else "") + more
     if e["type"] == "missing":
         return f"{key}: required, but not set{more}"
+    if e["type"] == "value_error":  # a validator's own sentence: it names the fix
+        text = str(e.get("ctx", {}).get("error") or e["msg"]).removeprefix("Value error, ")
+        value = e.get("input")
+        shown = f"={value!r}" if loc and not isinstance(value, (dict, list)) else ""
+        return f"{key}{shown}: {text}{more}"
     expected = _expected(cls, e["loc"]) if cls is not None else None
     value = e.get("input")
     shown = f"={value!r}" if not isinstance(value, (dict, list)) else ""

@@ -8,11 +8,25 @@ one-line error naming the key before any data loads. Component options (``method
 """
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+from pydantic import AfterValidator, Field, NonNegativeInt, PositiveInt, model_validator
 
 from fasbench.options import Options
+
+#: a finite float >= 0 (nan and inf are refused: they would train silently to garbage)
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: seeds feed numpy's legacy seeding, which takes 0 .. 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+def _device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise ValueError("use auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+#: ``auto``, ``cpu``, ``mps`` or a CUDA device (``cuda``, ``cuda:1``)
+Device = Annotated[str, AfterValidator(_device)]
 
 
 class Section(Options):
@@ -33,7 +47,7 @@ class TrainerSettings(Section):
 
 class OptimSettings(Section):
     name: str  # any timm optimizer name
-    lr: float = Field(gt=0)
+    lr: float = Field(gt=0, allow_inf_nan=False)
     weight_decay: NonNegativeFloat
     momentum: NonNegativeFloat
     schedule: Literal["cosine", "constant"]
@@ -71,15 +85,27 @@ class DataSettings(Options):
     crop_size: PositiveInt  # network input side (random crop in training, centre crop in evaluation)
     cache_dir: str | None = None  # default: $FASBENCH_CACHE or ~/.cache/fasbench
 
+    @model_validator(mode="after")
+    def _crop_fits(self):
+        # frames of a fixed side (the synthetic world's image_size, a real dataset's preprocess.size)
+        # cannot give a larger crop
+        key, side = "image_size", getattr(self, "image_size", None)
+        if side is None:
+            key, side = "preprocess.size", getattr(getattr(self, "preprocess", None), "size", None)
+        if isinstance(side, int) and self.crop_size > side:
+            raise ValueError(f"crop_size={self.crop_size} is larger than the frames ({key}={side}); "
+                             f"use data.crop_size<={side} or a larger data.{key}")
+        return self
+
 
 class RootSettings(Section):
     """The top-level keys (the sections are validated by their own models)."""
 
     protocol: str
     tasks: str | list[str] | None
-    seed: int
-    out: str
-    device: str
+    seed: Seed
+    out: str = Field(min_length=1)
+    device: Device
 
 
 SECTIONS: dict[str, type[Section]] = {

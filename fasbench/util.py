@@ -11,7 +11,8 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make a rename or creation inside ``directory`` durable (no-op where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - e.g. Windows
@@ -74,6 +76,71 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's content to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname() or "host")[:40] or "host"
+
+
+#: ``.NAME.HOST.PID.TOKEN.tmp`` (and ``.NAME.PID.TOKEN.tmp`` of older versions)
+_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[A-Za-z0-9_-]+)\.)?(?P<pid>\d+)\.(?P<token>[0-9a-f]{8})\.tmp$")
+#: a temp entry of another host is taken as abandoned after this long without a change
+FOREIGN_TEMP_AGE_S = 24 * 3600
+
+
+def temp_name(name: str) -> str:
+    """A unique hidden temp name beside ``name``: ``.NAME.HOST.PID.TOKEN.tmp``, so that writers
+    on several machines sharing a folder never collide and leftovers can be told apart."""
+    return f".{name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_leftovers(directory: str | os.PathLike) -> list[Path]:
+    """Remove the temp files and folders (:func:`temp_name`) in ``directory`` whose writer is
+    gone: a dead process of this host, or (another host) untouched for a day. Returns them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    me = _host()
+    for p in directory.iterdir():
+        m = _TEMP.match(p.name)
+        if not m:
+            continue
+        host, pid = m.group("host"), int(m.group("pid"))
+        if host in (None, me):
+            if pid == os.getpid() or _alive(pid):
+                continue
+        else:
+            try:
+                if time.time() - p.lstat().st_mtime < FOREIGN_TEMP_AGE_S:
+                    continue
+            except OSError:
+                continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -89,14 +156,10 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = path.parent / temp_name(path.name)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -104,7 +167,7 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -115,12 +178,13 @@ def atomic_directory(path: str | os.PathLike, *, replace: bool = False) -> Itera
     same content won the race). The temp directory is removed on any failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = path.parent / temp_name(path.name)
+    tmp.mkdir()
     try:
         yield tmp
         if replace and path.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, trash / "old")
+            trash = path.parent / temp_name(path.name + "-old")
+            os.replace(path, trash)
             shutil.rmtree(trash, ignore_errors=True)
         try:
             os.replace(tmp, path)

@@ -204,7 +204,8 @@ def test_ls_unknown_kind(run_cli):
 def test_validate_erm(run_cli):
     proc = run_cli("validate", "erm", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "erm: 7/7 checks passed" in proc.stdout
+    assert "erm: 8/8 checks passed" in proc.stdout
+    assert "resumed: scores identical to the uninterrupted run" in proc.stdout
     assert "FAIL" not in proc.stdout
 
 

@@ -114,10 +114,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(cache, tmp_path, mo
 
     monkeypatch.setattr(ERM, "training_step", crash_on_third)
     cfg = make_cfg(cache, tmp_path / "resumed")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted at step 2; rerun with --resume to continue from the checkpoint of step 2"):
         run_protocol(cfg, progress=False, echo=lambda *_: None)
     ckpt = tmp_path / "resumed" / "MC_to_I" / "erm" / "MC_to_I" / "seed0" / "checkpoint"
-    assert (ckpt / "model.safetensors").exists() and (ckpt / "trainer.pt").exists()
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step-00000002"]
+    assert sorted(p.name for p in (ckpt / "step-00000002").iterdir()) == ["manifest.json", "model.safetensors", "trainer.pt"]
     assert not (ckpt.parent / "record.json").exists()
     monkeypatch.setattr(ERM, "training_step", original)
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from fasbench.errors import FasbenchError
 
 
 def _seeds(text: str) -> list[int]:
-    from fasbench.errors import FasbenchError
-
     try:
         out = []
         for part in text.split(","):
@@ -95,7 +96,10 @@ def main(args) -> int:
         return _multirun(args)
     cfg = config.compose(_base_overrides(args) + list(args.overrides))
     _apply_args(cfg, args)
+    config.check_root(cfg)
     seeds = _seeds(args.seeds) if args.seeds else None
+    for s in seeds or ():
+        config.check_root({**{k: cfg.get(k) for k in ("protocol", "tasks", "out", "device")}, "seed": s})
     echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
     records = run_protocol(cfg, seeds=seeds, resume=args.resume, progress=not args.no_progress, echo=echo)
     if args.json:
@@ -130,7 +134,11 @@ def _multirun(args) -> int:
         # its overrides, so jobs never overwrite each other and --resume finds them again
         OmegaConf.set_struct(cfg, False)
         cfg.out = HydraConfig.get().runtime.output_dir
-        run_protocol(cfg, resume=args.resume, progress=not args.no_progress)
+        try:
+            run_protocol(cfg, resume=args.resume, progress=not args.no_progress)
+        except FasbenchError as exc:  # one line, not Hydra's traceback report
+            print(f"fasbench: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     overrides = _base_overrides(args)
     if args.protocol:
@@ -144,6 +152,7 @@ def _multirun(args) -> int:
     if args.tasks:
         overrides.append(f"tasks=[{args.tasks}]")
     out = args.out or "runs"
+    _check_sweep([*overrides, *args.overrides])
     argv = ["fasbench", "--multirun", *overrides, *args.overrides,
             f"hydra.sweep.dir={out}/multirun", "hydra.sweep.subdir=${hydra.job.override_dirname}",
             # the run path names these itself (PROTOCOL/METHOD/TASK/seedN) or they are not results
@@ -155,6 +164,36 @@ def _multirun(args) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+def _check_sweep(overrides: list[str]) -> None:
+    """Compose and check every job of a sweep before any is launched (Hydra's own expansion of
+    the overrides), so a bad value in one job is one line and exit 2, not a failure hours in."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from fasbench import config
+    from fasbench.engine.run import check_optimizer, resolve_protocol
+    from fasbench.engine.trainer import check_writable
+
+    plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(plain), None)
+    except HydraException as exc:
+        raise FasbenchError(f"bad sweep override: {str(exc).splitlines()[0]}") from None
+    seen: set[tuple[str, str, str]] = set()
+    for job in jobs:
+        try:
+            cfg = config.compose(job)
+        except FasbenchError as exc:
+            raise FasbenchError(f"sweep job [{' '.join(job)}]: {exc}") from None
+        key = (str(cfg.protocol), str(cfg.optim.name), str(cfg.out))
+        if key not in seen:
+            seen.add(key)
+            resolve_protocol(str(cfg.protocol))
+            check_optimizer(str(cfg.optim.name))
+            check_writable(Path(str(cfg.out)))
 
 
 def add_validate_parser(subparsers) -> None:

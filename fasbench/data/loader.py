@@ -48,9 +48,13 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
-def make_loader(dataset: FrameDataset, batch_sampler: Iterable, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+def make_loader(dataset: FrameDataset, batch_sampler: Iterable, num_workers: int = 0, pin_memory: bool = False,
+                seed: int = 0) -> DataLoader:
+    # its own generator: starting the iterator draws a worker base seed, which must not come
+    # from (and shift) the global generator that methods draw from (exact resume)
     return DataLoader(
         dataset,
+        generator=torch.Generator().manual_seed(int(seed)),
         batch_sampler=batch_sampler,
         collate_fn=_identity,
         num_workers=num_workers,

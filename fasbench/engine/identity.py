@@ -95,3 +95,33 @@ def check_same_identity(saved: dict | None, current: dict, what: str) -> None:
         f"{what} belongs to another run ({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); "
         "give this setting its own --out DIR, or delete that run directory to replace it"
     )
+
+
+def code_identity() -> dict[str, Any]:
+    """The code a checkpoint was written by: fasbench's version and git commit, and every
+    loaded plugin distribution's version. A resumed run must run the same code."""
+    from pathlib import Path
+
+    from fasbench import plugins
+    from fasbench.records import git_info
+
+    git = git_info(Path(fasbench.__file__).resolve().parent)
+    return {"fasbench": fasbench.__version__, "commit": git["commit"], "plugins": plugins.plugin_of_dist_versions()}
+
+
+def check_same_code(saved: dict | None, current: dict, what: str) -> None:
+    """Refuse to continue a checkpoint written by other code (fasbench version or commit,
+    plugin versions): the result would be neither version's."""
+    if saved is None:
+        raise FasbenchError(f"{what} does not say which code wrote it (an older fasbench); run without --resume to restart the task")
+    diffs = []
+    for key in ("fasbench", "commit"):
+        if saved.get(key) != current.get(key):
+            diffs.append(f"{key} {saved.get(key) or '?'} -> {current.get(key) or '?'}")
+    old, new = saved.get("plugins") or {}, current.get("plugins") or {}
+    diffs += [f"{d} {old.get(d, '<none>')} -> {new.get(d, '<none>')}" for d in sorted(set(old) | set(new)) if old.get(d) != new.get(d)]
+    if diffs:
+        raise FasbenchError(
+            f"{what} was written by other code ({'; '.join(diffs[:3])}{' ...' if len(diffs) > 3 else ''}); continuing it would "
+            "mix two versions: run without --resume to restart the task (or go back to that version to finish it)"
+        )

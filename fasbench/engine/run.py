@@ -56,10 +56,11 @@ def _build_frames(ds_entry, cfg: DictConfig, protocol: Protocol, tasks: list, pr
     return ds_entry.build(cfg.data, progress=progress)
 
 
-def check_run_dir(rdir: Path, config: dict) -> None:
+def check_run_dir(rdir: Path, config: dict, resume: bool = False) -> None:
     """A run directory holds one configuration: a record or checkpoint of another one there is
-    an error (never silently kept by --resume, continued from, or overwritten)."""
-    from fasbench.engine.checkpoint import STATE
+    an error (never silently kept by --resume, continued from, or overwritten). Under
+    ``resume``, a damaged record or checkpoint there is an error too, before any data loads."""
+    from fasbench.engine import checkpoint as ckpt
     from fasbench.engine.identity import check_same_config
 
     rec_path = rdir / "record.json"
@@ -70,16 +71,63 @@ def check_run_dir(rdir: Path, config: dict) -> None:
             saved = None  # unreadable: validate_record names it on --resume; a fresh run replaces it
         if isinstance(saved, dict):
             check_same_config(saved, config, str(rec_path))
-    state_path = rdir / "checkpoint" / STATE
-    if state_path.exists():
-        import torch
+    if resume:
+        from fasbench.records import read_record
 
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception:
-            state = None  # a damaged checkpoint: --resume reports it, a fresh run replaces it
-        if isinstance(state, dict):
-            check_same_config(state, config, f"checkpoint {state_path.parent}")
+        if rec_path.exists():
+            try:
+                complete = read_record(rec_path).status == "complete"
+            except FasbenchError as exc:
+                raise FasbenchError(f"{exc}; delete it to run the task again") from None
+            if complete:
+                return
+        ckpt.check(rdir / "checkpoint")
+    state = ckpt.read_state(rdir / "checkpoint")  # None when absent or damaged (--resume names it)
+    if isinstance(state, dict):
+        check_same_config(state, config, f"checkpoint {rdir / 'checkpoint' / ckpt.unit_name(int(state.get('step', 0)))}")
+
+
+def check_optimizer(name: str) -> None:
+    from timm.optim import list_optimizers
+
+    known = list_optimizers()
+    if name.lower() not in known:
+        close = [k for k in known if k.startswith(name.lower()[:3])][:6]
+        raise FasbenchError(f"optim.name={name!r} is not a timm optimizer; use one of {close or known[:8]} "
+                              "(`timm.optim.list_optimizers()`)")
+
+
+def save_outputs(rdir: Path, rec: Any, files: dict[str, bytes], echo=print) -> Path:
+    """Write a run's files and record into ``rdir``; if that fails (disk full, folder gone
+    read-only), write them to a fallback folder under the cache and say where, so a finished
+    run is never lost. Returns the record's path."""
+    from datetime import datetime, timezone
+
+    from fasbench.records import write_record
+    from fasbench.util import atomic_write_bytes, cache_root
+
+    def write(folder: Path) -> Path:
+        for name, blob in files.items():
+            atomic_write_bytes(folder / name, blob)
+        return write_record(folder, rec)
+
+    try:
+        return write(rdir)
+    except OSError as first:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        rel = slug(str(rdir.resolve()).strip("/").replace("/", "__"))
+        import tempfile
+
+        for base in (cache_root() / "unsaved-runs", Path(tempfile.gettempdir()) / "fasbench-unsaved-runs"):
+            try:
+                path = write(base / f"{rel}-{stamp}")
+            except OSError:
+                continue
+            print(f"fasbench: warning: could not write the record to {rdir} ({first.strerror or first}); it was written to "
+                  f"{path.parent} instead: move that folder's files into {rdir}", file=sys.stderr)
+            return path
+        raise FasbenchError(f"could not write the record of {rdir} ({first.strerror or first}), nor to a fallback folder "
+                            "under the cache or the temp folder; free some space and rerun with --resume") from None
 
 
 def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: bool = False,
@@ -93,44 +141,52 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     resolve_metrics([str(cfg.eval.get("selection_metric", "EER"))])
     tasks = _selected_tasks(protocol, cfg.get("tasks"))
     ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
+    check_optimizer(str(cfg.optim.name))
+    from fasbench.engine.trainer import check_writable
+
+    check_writable(Path(str(cfg.out)))  # before any data loads: a wrong --out costs seconds, not a run
 
     from fasbench.engine.identity import check_same_identity
     from fasbench.engine.trainer import TaskRunner
-    from fasbench.records import identity_fields, read_record, write_record
+    from fasbench.records import identity_fields, read_record
 
-    frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
-    from fasbench.data.real_dataset import task_view
     seeds = list(seeds) if seeds else [int(cfg.seed)]
-    records = []
+    jobs = []
     for seed in seeds:
         for task in tasks:
             tcfg = cfg.copy()
             OmegaConf.set_struct(tcfg, False)
             tcfg.seed = int(seed)
             rdir = run_dir_for(tcfg, protocol, task.name)
-            rec_path = rdir / "record.json"
-            check_run_dir(rdir, OmegaConf.to_container(tcfg, resolve=True))
-            task_frames, task_protocol, convention = task_view(frames, protocol, task)
-            extra: dict[str, Any] = {"split_convention": convention}
-            if getattr(frames, "preparation", None) is not None:
-                doms = {*task.sources, task.target}
-                prep = {d: p for d, p in frames.preparation.items() if d in doms}
-                extra["preparation"] = prep
-                extra["skipped_videos"] = int(sum(p["skipped_count"] for p in prep.values()))
-            runner = TaskRunner(tcfg, task_protocol, task, task_frames, rdir, resume=resume, progress=progress,
-                                protocol_entry=proto_entry, dataset_entry=ds_entry, data_extra=extra)
-            if resume and rec_path.exists():
-                rec = read_record(rec_path)
-                if rec.status == "complete":
-                    # kept only if it is this very run setting (components, weights, data, precision...)
-                    check_same_identity(identity_fields(rec), runner.run_identity(), str(rec_path))
-                    echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
-                    records.append(rec)
-                    continue
-            rec = runner.run()
-            path = write_record(rdir, rec)
-            echo(f"{task.name} seed {seed}: record written to {path}")
-            records.append(rec)
+            check_run_dir(rdir, OmegaConf.to_container(tcfg, resolve=True), resume=resume)  # before any data loads
+            jobs.append((seed, task, tcfg, rdir))
+
+    frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
+    from fasbench.data.real_dataset import task_view
+    records = []
+    for seed, task, tcfg, rdir in jobs:
+        rec_path = rdir / "record.json"
+        task_frames, task_protocol, convention = task_view(frames, protocol, task)
+        extra: dict[str, Any] = {"split_convention": convention}
+        if getattr(frames, "preparation", None) is not None:
+            doms = {*task.sources, task.target}
+            prep = {d: p for d, p in frames.preparation.items() if d in doms}
+            extra["preparation"] = prep
+            extra["skipped_videos"] = int(sum(p["skipped_count"] for p in prep.values()))
+        runner = TaskRunner(tcfg, task_protocol, task, task_frames, rdir, resume=resume, progress=progress,
+                            protocol_entry=proto_entry, dataset_entry=ds_entry, data_extra=extra)
+        if resume and rec_path.exists():
+            rec = read_record(rec_path)
+            if rec.status == "complete":
+                # kept only if it is this very run setting (components, weights, data, precision...)
+                check_same_identity(identity_fields(rec), runner.run_identity(), str(rec_path))
+                echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
+                records.append(rec)
+                continue
+        rec = runner.run()
+        path = save_outputs(rdir, rec, runner.outputs)
+        echo(f"{task.name} seed {seed}: record written to {path}")
+        records.append(rec)
     return records
 
 

@@ -42,7 +42,16 @@ SCORE_COLUMNS = ("split", "video", "frame", "label", "attack", "score")
 
 
 def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) -> dict[str, Any]:
-    """Write ``scores.csv.gz`` (one row per evaluated frame) atomically; return its record entry.
+    """Write ``scores.csv.gz`` (:func:`encode_scores`) atomically into ``run_dir``; return its record entry."""
+    from fasbench.util import atomic_write_bytes
+
+    blob, entry = encode_scores(splits)
+    atomic_write_bytes(Path(run_dir) / entry["file"], blob)
+    return entry
+
+
+def encode_scores(splits: list[tuple[str, ScoreSet, np.ndarray]]) -> tuple[bytes, dict[str, Any]]:
+    """``scores.csv.gz`` (one row per evaluated frame) as bytes, and its record entry.
 
     Scores are written with Python's shortest round-trip repr, so reading them back gives the
     same float64 values and ``fasbench score RUN_DIR`` reproduces the record exactly. The gzip
@@ -55,7 +64,6 @@ def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) 
     import pandas as pd
 
     from fasbench.records import SCORES_FILENAME
-    from fasbench.util import atomic_write_bytes
 
     parts = []
     for split, s, frame in splits:
@@ -69,6 +77,5 @@ def write_scores(run_dir: Path, splits: list[tuple[str, ScoreSet, np.ndarray]]) 
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
         gz.write(text.encode("utf-8"))
     blob = buf.getvalue()
-    atomic_write_bytes(Path(run_dir) / SCORES_FILENAME, blob)
-    return {"file": SCORES_FILENAME, "sha256": hashlib.sha256(blob).hexdigest(), "rows": int(len(df)),
+    return blob, {"file": SCORES_FILENAME, "sha256": hashlib.sha256(blob).hexdigest(), "rows": int(len(df)),
             "columns": list(SCORE_COLUMNS)}

@@ -8,6 +8,7 @@ and the run record.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,9 +28,10 @@ from fasbench.data.frames import FrameSet
 from fasbench.data.loader import FrameDataset, Preprocess, make_loader
 from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine import checkpoint as ckpt
-from fasbench.engine.identity import _versions, check_same_config, check_same_identity, config_hash
-from fasbench.engine.scoring import score_rows, write_scores
-from fasbench.errors import FasbenchError
+from fasbench.engine import rng
+from fasbench.engine.identity import _versions, check_same_code, check_same_config, check_same_identity, code_identity, config_hash
+from fasbench.engine.scoring import encode_scores, score_rows
+from fasbench.errors import FasbenchError, Interrupted
 from fasbench.metrics import ScoreSet, evaluate, resolve_metrics
 from fasbench.options import validate
 from fasbench.protocols import Protocol, Task
@@ -146,6 +148,10 @@ class TaskRunner:
         self.device = resolve_device(str(cfg.device))
         self.precision, self.amp_dtype = precision_of(self.device, bool(cfg.trainer.amp))
         seed_everything(int(cfg.seed))
+        side = min(self.frames.images.shape[1:3])
+        if int(cfg.data.crop_size) > side:
+            raise FasbenchError(f"data.crop_size={int(cfg.data.crop_size)} is larger than the frames of {cfg.data.name} "
+                                f"({self.frames.images.shape[1]}x{self.frames.images.shape[2]}); use data.crop_size<={side}")
         self.data = select_task_rows(self.frames, self.task, task_splits(self.protocol, cfg))
         self.dataset = FrameDataset(self.frames, {d: i for i, d in enumerate(self.task.sources)})
         self.method_entry = plugins.registry("methods").get(str(cfg.method.name))
@@ -238,32 +244,114 @@ class TaskRunner:
             score = -point[key] if higher else point[key]
             if best["score"] is None or score < best["score"]:  # strictly better: the earliest tie wins
                 best = {"score": score, "step": step}
-                ckpt.save(ckpt_dir, self.method, {"step": step}, name="best.safetensors")
+                self._write(lambda s=step: ckpt.save_best(ckpt_dir, self.method, s), step, ckpt_dir)
         return best, (sv, tg)
+
+    # -- output and checkpoints -------------------------------------------------------
+    def _check_output(self, ckpt_dir: Path) -> None:
+        """Before the first step: the run directory is writable and its disk has room for the
+        checkpoints this run will write (so a full or read-only --out never costs a run)."""
+        import shutil
+
+        from fasbench.util import atomic_write_bytes
+
+        check_writable(self.run_dir, "the run directory")
+        probe = self.run_dir / ".write-probe"
+        atomic_write_bytes(probe, b"ok")
+        probe.unlink(missing_ok=True)
+        if int(self.cfg.trainer.checkpoint_every or 0) or self.selection != "last":
+            need = ckpt.estimate_bytes(self.method)
+            free = shutil.disk_usage(self.run_dir).free
+            if free < need:
+                raise FasbenchError(
+                    f"{self.run_dir}: {free / 2**20:.0f} MiB free, this run's checkpoints need about {need / 2**20:.0f} MiB; "
+                    "free some space, pick another --out, or set trainer.checkpoint_every=0 (no resume)"
+                )
+
+    def _write(self, fn, step: int, ckpt_dir: Path):
+        """Run a checkpoint write; a disk error becomes one line that says what survived."""
+        try:
+            return fn()
+        except OSError as exc:
+            kept = (f"the checkpoint of step {self._last_ckpt} is intact (--resume continues from it)"
+                    if self._last_ckpt is not None else "no earlier checkpoint exists")
+            raise FasbenchError(
+                f"could not write the checkpoint of step {step} under {ckpt_dir} ({exc.strerror or exc}); {kept}; "
+                "free some space (or pick another --out) and rerun"
+            ) from None
+
+    def _loop_state(self, step, history, best, running) -> dict[str, Any]:
+        return {
+            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng.capture(self.method), "running": dict(running),
+            "history": history, "best": best, "config": self.config_dict, "config_hash": self.config_hash,
+            "identity": self.identity, "code": self.code,
+        }
+
+    def _restore(self, ckpt_dir: Path) -> tuple[int, list, dict, dict, dict | None]:
+        """Continue from the newest complete checkpoint, after checking it is this very run
+        (config, identity, code); returns (step, curve, best, running losses, random state)."""
+        state = ckpt.latest(ckpt_dir, self.method)
+        if state is None:
+            ckpt.clean(ckpt_dir, keep_best_upto=0)  # best weights of a run killed before its first checkpoint
+            return 0, [], {"score": None, "step": None}, {}, None
+        where = f"checkpoint {ckpt_dir / ckpt.unit_name(int(state['step']))}"
+        check_same_config(state, self.config_dict, where)
+        check_same_identity(state.get("identity"), self.identity, where)
+        check_same_code(state.get("code"), self.code, where)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        step = int(state["step"])
+        ckpt.clean(ckpt_dir, keep_best_upto=step)
+        self._last_ckpt = step
+        return step, list(state["history"]), dict(state["best"]), dict(state.get("running") or {}), state["rng"]
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> RunRecord:
+        """Train, select, evaluate; the record (scores in ``self.outputs``, written by the caller).
+
+        Ctrl-C becomes :class:`fasbench.errors.Interrupted`, whose message says from which
+        checkpoint ``--resume`` continues.
+        """
+        self._last_ckpt: int | None = None
+        self._step = 0
+        try:
+            return self._run()
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Interrupted):
+                raise
+            desc = f"{self.cfg.method.name} {self.task.name} seed {self.cfg.seed}"
+            if self._last_ckpt is not None:
+                hint = f"rerun with --resume to continue from the checkpoint of step {self._last_ckpt}"
+            elif int(self.cfg.trainer.checkpoint_every or 0):
+                hint = (f"no checkpoint was written yet (trainer.checkpoint_every={int(self.cfg.trainer.checkpoint_every)}): "
+                        "a rerun starts the task again")
+            else:
+                hint = "checkpoints are off (trainer.checkpoint_every=0): a rerun starts the task again"
+            raise Interrupted(f"{desc} interrupted at step {self._step}; {hint}") from None
+
+    def _run(self) -> RunRecord:
         t0 = time.perf_counter()
         self._build()
+        self.code = code_identity()
         ckpt_dir = self.run_dir / "checkpoint"
-        start, history, best = 0, [], {"score": None, "step": None}
+        self._check_output(ckpt_dir)
+        start, history, best, running, rng_state = 0, [], {"score": None, "step": None}, {}, None
         if self.resume:
-            state = ckpt.load(ckpt_dir, self.method)
-            if state is not None:
-                check_same_config(state, self.config_dict, f"checkpoint {ckpt_dir}")
-                check_same_identity(state.get("identity"), self.identity, f"checkpoint {ckpt_dir}")
-                self.optimizer.load_state_dict(state["optimizer"])
-                self.scheduler.load_state_dict(state["scheduler"])
-                start, history, best = int(state["step"]), list(state["history"]), dict(state["best"])
+            start, history, best, running, rng_state = self._restore(ckpt_dir)
         elif ckpt_dir.exists():
-            for f in ckpt_dir.iterdir():  # a fresh run never inherits an old checkpoint
-                f.unlink()
+            import shutil
+
+            shutil.rmtree(ckpt_dir)  # a fresh run never inherits an old checkpoint
+        self._step = start
         sampler = BalancedBatchSampler(
             self.data.train, self.dataset.domains[self.data.train], self.dataset.labels[self.data.train],
             int(self.cfg.trainer.batch_size), seed=int(self.cfg.seed), start_step=start, max_steps=self.max_steps,
         )
         loader = make_loader(self.dataset, sampler, num_workers=int(self.cfg.trainer.num_workers),
-                             pin_memory=self.device.type == "cuda")
+                             pin_memory=self.device.type == "cuda", seed=int(self.cfg.seed))
         gen = torch.Generator()
         log_every = max(1, int(self.cfg.trainer.log_every))
         ckpt_every = int(self.cfg.trainer.checkpoint_every or 0)
@@ -273,9 +361,10 @@ class TaskRunner:
                    dynamic_ncols=True, leave=True)
         postfix: dict[str, str] = {}
         self.method.train()
+        if rng_state is not None:  # last, after everything that draws from the global generators
+            rng.restore(rng_state, self.method)
         t_train = time.perf_counter()
         step = start
-        running: dict[str, float] = {}
         last_scores = None
         for batch in loader:
             gen.manual_seed(int(self.cfg.seed) * 1_000_003 + step)
@@ -299,6 +388,7 @@ class TaskRunner:
             self.scaler.update()
             self.scheduler.step()
             step += 1
+            self._step = step
             if step % log_every == 0 or step == self.max_steps:
                 vals = {k: float(v.detach()) for k, v in losses.items()}
                 if not all(math.isfinite(v) for v in vals.values()):
@@ -316,11 +406,9 @@ class TaskRunner:
                 eval_s += time.perf_counter() - te
                 t_train = time.perf_counter()
             if ckpt_every and (step % ckpt_every == 0 or step == self.max_steps):
-                ckpt.save(ckpt_dir, self.method, {
-                    "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "history": history, "best": best, "config": self.config_dict,
-                    "config_hash": self.config_hash, "identity": self.identity,
-                })
+                state = self._loop_state(step, history, best, running)
+                self._write(lambda s=state: ckpt.save(ckpt_dir, self.method, s), step, ckpt_dir)
+                self._last_ckpt = step
         bar.close()
         train_s += time.perf_counter() - t_train
         trained = step - start
@@ -332,14 +420,15 @@ class TaskRunner:
         if self.selection != "last" and best["step"] is not None:
             selected = int(best["step"])
             if selected != step:
-                ckpt.load(ckpt_dir, self.method, name="best.safetensors")
+                ckpt.load_best(ckpt_dir, self.method, selected)
                 last_scores = None
         sv, tg = last_scores if last_scores is not None else self.evaluate()
         results = self._results(sv, tg, n_boot=self.n_boot)
         eval_s += time.perf_counter() - te
         frame_no = self.frames.manifest["frame"].to_numpy()
-        scores = write_scores(self.run_dir, [("val", sv, frame_no[self.data.source_val]),
-                                             ("target", tg, frame_no[self.data.target])])
+        blob, scores = encode_scores([("val", sv, frame_no[self.data.source_val]),
+                                      ("target", tg, frame_no[self.data.target])])
+        self.outputs = {scores["file"]: blob}
         timings = {
             "train_s": round(train_s, 3), "eval_s": round(eval_s, 3),
             "total_s": round(time.perf_counter() - t0, 3),
@@ -393,6 +482,19 @@ class TaskRunner:
             "curve": history,
             "timings": timings,
         })
+
+
+def check_writable(path: Path, what: str = "--out") -> None:
+    """Create ``path`` (a directory) if needed; one line naming it when that is impossible."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        bad = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise FasbenchError(f"{what} {path}: {bad} is a file, not a directory; pick another --out") from None
+    except OSError as exc:
+        raise FasbenchError(f"{what} {path} cannot be created ({exc.strerror or exc}); pick another --out") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FasbenchError(f"{what} {path} is not writable; pick another --out")
 
 
 def _fmt(value: Any) -> str:

@@ -207,9 +207,18 @@ def pretrain(cfg: PretrainConfig | None = None, cache_dir=None, roles=("perceptu
     cfg = cfg or PretrainConfig()
     dirs = teacher_dirs(cfg, cache_dir)
     images, labels, held, n_ids = _corpus(cfg, progress)
-    out = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    # pretraining seeds torch's global generator; the caller's state (a run being built, whose
+    # student is initialised next) must not depend on whether the teachers were cached already
+    with torch.random.fork_rng(devices=[]):
+        return _pretrain_roles(cfg, dirs, images, labels, held, n_ids, roles, progress, threads)
+
+
+def _pretrain_roles(cfg, dirs, images, labels, held, n_ids, roles, progress, threads) -> dict[str, dict[str, Any]]:
+    import torch
+
+    out = {}
     try:
         if "perceptual" in roles:
             out["perceptual"] = _pretrain_arcface(cfg, images, labels, held, n_ids, dirs["perceptual"], progress)
