@@ -257,8 +257,12 @@ class TaskRunner:
 
         check_writable(self.run_dir, "the run directory")
         probe = self.run_dir / ".write-probe"
-        atomic_write_bytes(probe, b"ok")
-        probe.unlink(missing_ok=True)
+        try:
+            atomic_write_bytes(probe, b"ok")
+            probe.unlink(missing_ok=True)
+        except OSError as exc:
+            raise FasbenchError(f"the run directory {self.run_dir} cannot be written ({exc.strerror or exc}); "
+                                "free some space or pick another --out") from None
         if int(self.cfg.trainer.checkpoint_every or 0) or self.selection != "last":
             need = ckpt.estimate_bytes(self.method)
             free = shutil.disk_usage(self.run_dir).free
@@ -323,6 +327,8 @@ class TaskRunner:
             if isinstance(exc, Interrupted):
                 raise
             desc = f"{self.cfg.method.name} {self.task.name} seed {self.cfg.seed}"
+            on_disk = ckpt.units(self.run_dir / "checkpoint")  # the truth, also when Ctrl-C hit a write
+            self._last_ckpt = on_disk[0][0] if on_disk else None
             if self._last_ckpt is not None:
                 hint = f"rerun with --resume to continue from the checkpoint of step {self._last_ckpt}"
             elif int(self.cfg.trainer.checkpoint_every or 0):
