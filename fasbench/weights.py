@@ -12,7 +12,10 @@ URIs (as in timm, plus a file path inside the repository):
   ``/`` is written with ``%2F`` (``@feature%2Fx``). So
   ``hf-hub:CompVis/ldm-celebahq-256@refs/pr/7/vqvae/diffusion_pytorch_model.safetensors`` is
   revision ``refs/pr/7``, file ``vqvae/diffusion_pytorch_model.safetensors``, and
-  ``@v1.0/model.safetensors`` is tag ``v1.0``.
+  ``@v1.0/model.safetensors`` is tag ``v1.0``. huggingface_hub turns the revision and the path
+  into cache paths (``refs/REVISION``, ``snapshots/COMMIT/PATH``), so both are checked after
+  percent-decoding: no empty, ``.`` or ``..`` segment, no absolute path, backslash or control
+  character; a revision must also be a valid git ref name (``git check-ref-format``).
 - ``local-dir:FOLDER`` -- a Hub-style folder: its ``model.safetensors``, or its only
   ``*.safetensors`` file (a ``config.json`` beside it is allowed and ignored here).
 - ``file:PATH`` -- one safetensors file (``file:///abs/path`` works too).
@@ -64,6 +67,9 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", re.S)
 _REPO_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: characters git refuses in ref names (``git check-ref-format``), besides the ones checked apart
+_GIT_REF_BAD_RE = re.compile(r"[ ~^:?*\[]|\.\.|@\{|^@$|^-|\.$")
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ def parse_hf_hub(uri: str) -> HubRef:
         revision = unquote(revision)
         if not revision:
             raise _malformed(uri, "empty revision after '@'")
+        _check_revision(uri, revision)
     else:
         name = repo_seg
     for part in (org, name):
@@ -145,7 +152,46 @@ def parse_hf_hub(uri: str) -> HubRef:
         raise _malformed(uri, "the path inside the repository has an empty, '.' or '..' segment")
     if not tail or tail[-1] == "" or not os.path.splitext(tail[-1])[1]:
         tail = [s for s in tail if s] + [DEFAULT_FILENAME]  # a folder (or nothing): its model.safetensors
-    return HubRef(repo=f"{org}/{name}", revision=revision, filename="/".join(tail))
+    filename = "/".join(tail)
+    _check_filename(uri, filename)
+    return HubRef(repo=f"{org}/{name}", revision=revision, filename=filename)
+
+
+def _path_problem(text: str) -> str | None:
+    """What makes ``text`` (a ``/``-separated relative path) unsafe to join to a cache folder."""
+    if _CONTROL_RE.search(text):
+        return "has a control character"
+    if "\\" in text:
+        return "has a backslash"
+    if text.startswith("/"):
+        return "is an absolute path"
+    segments = text.split("/")
+    if "" in segments:
+        return "has an empty segment"
+    for bad in ("..", "."):
+        if bad in segments:
+            return f"has a '{bad}' segment"
+    return None
+
+
+def _check_revision(uri: str, revision: str) -> None:
+    """Refuse a (percent-decoded) revision that is not a branch, tag or commit name: huggingface_hub
+    writes ``refs/REVISION`` in its cache, so ``..``, an absolute path or a backslash could land
+    outside it."""
+    problem = _path_problem(revision)
+    if problem is not None:
+        raise _malformed(uri, f"revision {revision!r} {problem}; a revision is a branch, tag or commit name")
+    if _GIT_REF_BAD_RE.search(revision) or any(s.startswith(".") or s.endswith(".lock") for s in revision.split("/")):
+        raise _malformed(uri, f"revision {revision!r} is not a valid branch, tag or commit name (git check-ref-format)")
+
+
+def _check_filename(uri: str, filename: str) -> None:
+    """Refuse a file path inside the repository that is unsafe as written or once percent-decoded
+    (huggingface_hub joins it to ``snapshots/COMMIT/``; the Hub or a proxy may decode it)."""
+    for form in dict.fromkeys((filename, unquote(filename))):
+        problem = _path_problem(form)
+        if problem is not None:
+            raise _malformed(uri, f"the file path {form!r} inside the repository {problem}")
 
 
 def _local_path(uri: str, rest: str) -> Path:

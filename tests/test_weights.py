@@ -74,6 +74,110 @@ def test_malformed_uris_name_the_uri_and_the_accepted_forms(uri, why):
     assert repr(uri) in msg and why in msg and "hf-hub:ORG/REPO[@REVISION]" in msg and "\n" not in msg
 
 
+#: URIs whose revision or file path could leave the Hugging Face cache once percent-decoded
+#: (huggingface_hub writes ``refs/<revision>`` and ``snapshots/<commit>/<filename>``), with a
+#: piece of the reason each must give.
+HOSTILE_HUB_URIS = [
+    ("hf-hub:org/net@..%2F..%2Fescaped/model.safetensors", "'..' segment"),
+    ("hf-hub:org/net@%2e%2e%2F%2E%2E%2Fescaped/model.safetensors", "'..' segment"),
+    ("hf-hub:org/net@..", "'..' segment"),
+    ("hf-hub:org/net@.", "'.' segment"),
+    ("hf-hub:org/net@%2e", "'.' segment"),
+    ("hf-hub:org/net@feature%2F..%2F..%2Fx", "'..' segment"),
+    ("hf-hub:org/net@refs%2F..%2F..%2Fx", "'..' segment"),
+    ("hf-hub:org/net@refs/convert/../x.safetensors", "'..' segment"),
+    ("hf-hub:org/net@refs/convert/%2e%2e/x.safetensors", "'..' segment"),
+    ("hf-hub:org/net@%2Ftmp%2Fescaped", "absolute path"),
+    ("hf-hub:org/net@..%5C..%5Cescaped", "backslash"),
+    ("hf-hub:org/net@..%5c..%5cescaped", "backslash"),
+    ("hf-hub:org/net@main%00x", "control character"),
+    ("hf-hub:org/net@main%0Ax", "control character"),
+    ("hf-hub:org/net@feature%2F%2Fx", "empty segment"),
+    ("hf-hub:org/net@feature%2F", "empty segment"),
+    ("hf-hub:org/net@a..b", "not a valid branch, tag or commit name"),
+    ("hf-hub:org/net@C:%5Cx", "backslash"),
+    ("hf-hub:org/net@C:x", "not a valid branch, tag or commit name"),
+    ("hf-hub:org/net/..%2F..%2Fescaped.safetensors", "file path"),
+    ("hf-hub:org/net/%2e%2e/escaped.safetensors", "file path"),
+    ("hf-hub:org/net/%2E%2E%2Fescaped.safetensors", "file path"),
+    ("hf-hub:org/net/sub%5C..%5C..%5Cescaped.safetensors", "backslash"),
+    ("hf-hub:org/net/..\\..\\escaped.safetensors", "backslash"),
+    ("hf-hub:org/net/%2Ftmp%2Fescaped.safetensors", "absolute path"),
+    ("hf-hub:org/net/a%00.safetensors", "control character"),
+    ("hf-hub:org/net/a\x01.safetensors", "control character"),
+    ("hf-hub:org/net@main/sub%2F%2Fw.safetensors", "empty segment"),
+    ("hf-hub:org/net@refs/pr/7/%2e%2e%2F%2e%2e%2Fescaped.safetensors", "file path"),
+]
+
+
+@pytest.mark.parametrize("uri, why", HOSTILE_HUB_URIS)
+def test_hostile_revision_or_path_is_refused_by_the_parser(uri, why):
+    with pytest.raises(FasbenchError) as info:
+        weights.parse_hf_hub(uri)
+    msg = str(info.value)
+    assert repr(uri) in msg and why in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize(
+    "uri, revision, filename",
+    [
+        ("hf-hub:org/repo@feature%2Fx%2Fy/a.safetensors", "feature/x/y", "a.safetensors"),
+        ("hf-hub:org/repo@refs%2Fpr%2F7", "refs/pr/7", "model.safetensors"),
+        ("hf-hub:org/repo@v1.0.2-rc_1", "v1.0.2-rc_1", "model.safetensors"),
+        ("hf-hub:org/repo@abc1234", "abc1234", "model.safetensors"),
+        ("hf-hub:org/repo@main/.hidden/w.safetensors", "main", ".hidden/w.safetensors"),
+        ("hf-hub:org/repo@main/a..b.safetensors", "main", "a..b.safetensors"),
+    ],
+)
+def test_legit_revisions_and_paths_still_parse(uri, revision, filename):
+    ref = weights.parse_hf_hub(uri)
+    assert (ref.revision, ref.filename) == (revision, filename)
+
+
+def _tree(root: Path) -> set[Path]:
+    return {Path(d) / name for d, dirs, files in os.walk(root) for name in dirs + files}
+
+
+@pytest.mark.parametrize(
+    "revision",
+    ["../../../../escaped", "refs/../../../../../escaped", "ABSOLUTE"],
+    ids=["dotdot", "refs-dotdot", "absolute"],
+)
+@pytest.mark.parametrize("encode", [str.upper, str.lower], ids=["%2F", "%2f"])
+def test_hostile_revision_writes_nothing_outside_the_cache(fake_hub, tmp_path, revision, encode):
+    """The revision is where huggingface_hub writes ``refs/<revision>``: percent-decoded to
+    ``../..`` or an absolute path, it used to create a file beside the cache (here: in
+    ``tmp_path``, the parent of HF_HOME). The Hub serves that revision, so only the parser
+    stands in the way."""
+    from urllib.parse import quote
+
+    if revision == "ABSOLUTE":
+        revision = str(tmp_path / "escaped")
+    assert fake_hub.cache_dir.parent.parent == tmp_path
+    fake_hub.publish_tensors("org/net", tensors(1), revision=revision)
+    encoded = quote(revision, safe="").replace("%2F", encode("%2f")).replace(".", "%2e" if encode is str.lower else ".")
+    uri = f"hf-hub:org/net@{encoded}/model.safetensors"
+    before = _tree(tmp_path)
+
+    with pytest.raises(FasbenchError) as info:
+        weights.resolve(uri, progress=False)
+    msg = str(info.value)
+    assert msg.startswith(f"malformed weights URI {uri!r}: revision ") and "\n" not in msg, msg
+
+    cache = fake_hub.cache_dir
+    outside = sorted(p for p in _tree(tmp_path) - before if p != cache and cache not in p.parents)
+    assert outside == [] and not (tmp_path / "escaped").exists()
+    assert fake_hub.resolve_requests() == []  # refused before any download
+
+
+def test_cli_refuses_a_hostile_revision_in_one_line(fake_hub, tmp_path, run_cli, one_line_error):
+    fake_hub.publish_tensors("org/net", tensors(1), revision="../../../../escaped")
+    uri = "hf-hub:org/net@..%2F..%2F..%2F..%2Fescaped/model.safetensors"
+    line = one_line_error(run_cli("weights", "pull", uri, env=fake_hub.env()))
+    assert repr(uri) in line and "'..' segment" in line
+    assert not (tmp_path / "escaped").exists() and fake_hub.resolve_requests() == []
+
+
 def test_module_import_is_light():
     code = "import sys, fasbench.weights; print(sorted(m for m in ('torch', 'huggingface_hub') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
