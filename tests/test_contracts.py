@@ -182,3 +182,51 @@ def test_ls_shows_a_components_declared_options(run_cli):
     assert rows["method.dropout"][:2] == ["float", "0.5"]
     js = run_cli("ls", "students", "timm", "--json")
     assert {o["key"] for o in json.loads(js.stdout)["options"]} == {"arch", "pretrained", "drop_rate", "timm_kwargs"}
+
+
+# -- methods: exact resume ------------------------------------------------------------------
+
+
+class NoisyOptions(Options):
+    hide_generator: bool = False
+
+
+class NoisyERM:
+    """A third-party method drawing input noise from a generator it owns."""
+
+    def __new__(cls, opts, ctx):
+        import torch.nn.functional as F
+
+        from fasbench.api import Method
+
+        class _Noisy(Method):
+            def __init__(self):
+                super().__init__()
+                self.student = ctx.build_student()
+                gen = torch.Generator().manual_seed(1)
+                if opts.hide_generator:
+                    self.gens = [gen]  # out of the harness's sight: not saved in checkpoints
+                else:
+                    self.gen = gen
+
+            def training_step(self, batch):
+                g = self.gens[0] if opts.hide_generator else self.gen
+                x = (batch["image"] + 0.1 * torch.randn(batch["image"].shape, generator=g)).clamp(0, 1)
+                return {"ce": F.cross_entropy(self.student.logits(x), batch["label"])}
+
+        return _Noisy()
+
+
+def test_validate_holds_a_third_party_method_to_exact_resume(fresh_plugins, fasbench_cache):
+    """A method's own generators are saved with the checkpoint (Method.random_state finds
+    them), so resuming equals the uninterrupted run; randomness kept out of sight fails the
+    check, with the fix in the message."""
+    from fasbench.contract import validate_method
+
+    plugins.registry("methods").register("noisy-erm", NoisyERM, plugin="thirdparty", options=NoisyOptions)
+    title = "resuming from a checkpoint equals the uninterrupted run"
+    ok = {c.name: c for c in validate_method("noisy-erm", [f"data.cache_dir={fasbench_cache}"])}[title]
+    assert ok.ok and "scores identical to the uninterrupted run" in ok.detail, ok.detail
+    bad = {c.name: c for c in validate_method("noisy-erm", [f"data.cache_dir={fasbench_cache}",
+                                                            "method.hide_generator=true"])}[title]
+    assert not bad.ok and "resumed from step 2, the scores differ" in bad.detail and "Method.random_state" in bad.detail
