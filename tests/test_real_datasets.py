@@ -329,8 +329,8 @@ def test_config_entries_of_the_registered_datasets():
     assert (cfg.data.name, cfg.data.domains, cfg.data.roots.msu_mfsd, cfg.data.roots.C) == ("real", None, "/m", "/c")
     assert set(cfg.data.roots) >= {"M", "msu_mfsd", "C", "casia_fasd", "I", "replay_attack", "O", "oulu_npu",
                                    "A", "celeba_spoof"}
-    cfg = config.compose(["method=erm", "data=oulu_npu", "data.preprocess.size=128"])
-    assert (cfg.data.name, list(cfg.data.domains), cfg.data.crop_size, cfg.data.preprocess.size) == ("oulu_npu", ["O"], 224, 128)
+    cfg = config.compose(["method=erm", "data=oulu_npu", "data.preprocess.size=240"])
+    assert (cfg.data.name, list(cfg.data.domains), cfg.data.crop_size, cfg.data.preprocess.size) == ("oulu_npu", ["O"], 224, 240)
 
 
 # --- split conventions and the protocols that choose their own rows -----------------------

@@ -1,5 +1,6 @@
 """``fasbench data check`` and ``fasbench data prepare``: the user's copies of the real datasets
-(every dataset registered with a ``real=`` spec, built-in or plugin)."""
+(every dataset registered with a ``real=`` spec, built-in or plugin); ``fasbench data verify``:
+the content hashes of every frame cache (synthetic worlds and prepared real data)."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ class _HelpWithDatasets(argparse.HelpFormatter):
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "data", help="check and prepare your copies of the real datasets", formatter_class=_HelpWithDatasets,
+        "data", help="check and prepare your copies of the real datasets; verify the frame caches", formatter_class=_HelpWithDatasets,
         description="Real FAS datasets in their official layout (docs/datasets.md): {datasets}. Roots come from "
                     "--root, data.roots.X=PATH, FASBENCH_ROOT_X, or the user config file.",
     )
@@ -56,6 +57,19 @@ def add_parser(subparsers) -> None:
     r.add_argument("--json", action="store_true", help="print the preparation summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=prepare_main, accepts_overrides=True)
+    v = sub.add_parser("verify", help="rehash every frame cache and compare with the hash written with it",
+                       description="Recompute the content hash (sha256 of the pixels and the manifest) of every "
+                                   "frame cache entry under the cache root (synthetic worlds and prepared real "
+                                   "data) and compare it with the one written when the entry was made "
+                                   "(content.json). One line per entry: ok, MODIFIED or no content hash (an entry "
+                                   "of older code: its hash is recorded now). Exit status 1 when an entry was "
+                                   "modified or is unreadable, else 0.")
+    v.add_argument("datasets", nargs="*", metavar="DATASET",
+                   help="only these: synthetic, real, or a registered real dataset (name or letter); default: all")
+    v.add_argument("--cache-dir", help="the cache root (default: $FASBENCH_CACHE or ~/.cache/fasbench)")
+    v.add_argument("--json", action="store_true", help="print one JSON object per entry (a list)")
+    v.add_argument("--no-progress", action="store_true", help="no progress bars")
+    v.set_defaults(func=verify_main)
 
 
 def data_config(overrides: list[str]):
@@ -183,3 +197,69 @@ def prepare_main(args) -> int:
     if args.json:
         print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     return 0
+
+
+def _cache_entries(root, wanted: list[str]) -> list[tuple[str, str, object]]:
+    """``(kind, dataset, entry)`` of every cache entry under ``root`` that ``wanted`` selects:
+    ``synthetic/<key>`` and ``real/<dataset>/<key>`` (hidden temp folders left out)."""
+    from fasbench.errors import FasbenchError
+
+    def dirs(path):
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")) if path.is_dir() else []
+
+    real = {d.name: d for d in dirs(root / "real")}
+    kinds, names = set(), set()
+    for w in wanted:
+        if w.lower() in ("synthetic", "real"):
+            kinds.add(w.lower())
+            continue
+        name = w if w in real else None
+        if name is None:
+            try:
+                from fasbench.data import indexers
+
+                name = indexers.spec(w).name
+            except FasbenchError:
+                raise FasbenchError(f"data verify: no dataset {w!r}; give synthetic, real, or a registered real dataset "
+                                    f"(name or letter: {_registered()})") from None
+        names.add(name)
+    everything = not wanted
+    out = []
+    if everything or "synthetic" in kinds:
+        out += [("synthetic", "synthetic", e) for e in dirs(root / "synthetic")]
+    for name, d in real.items():
+        if everything or "real" in kinds or name in names:
+            out += [("real", name, e) for e in dirs(d)]
+    return out
+
+
+def verify_main(args) -> int:
+    from tqdm import tqdm
+
+    from fasbench.data import prepare, synthetic
+    from fasbench.util import cache_root
+
+    root = cache_root(args.cache_dir)
+    entries = _cache_entries(root, list(args.datasets))
+    results = []
+    labels = {"ok": "ok", "modified": "MODIFIED", "no-hash": "no content hash", "unreadable": "UNREADABLE",
+              "incomplete": "incomplete"}
+    for kind, dataset, entry in entries:
+        size = sum(p.stat().st_size for p in entry.glob("images*.npy"))
+        with tqdm(total=size, unit="B", unit_scale=True, desc=f"{dataset} {entry.name[:12]}", leave=False,
+                  disable=True if args.no_progress else None, file=sys.stderr) as bar:
+            check = synthetic.verify_entry if kind == "synthetic" else prepare.verify_entry
+            res = check(entry, progress=bar.update)
+        results.append({"entry": str(entry), "kind": kind, "dataset": dataset, **res})
+        if not args.json:
+            print(f"{labels[res['status']]:<15}  {entry}  {res['message']}", flush=True)
+    bad = [r for r in results if r["status"] in ("modified", "unreadable")]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    elif not results:
+        print(f"no frame cache under {root}" + (f" for {' '.join(args.datasets)}" if args.datasets else ""))
+    else:
+        counts = {labels[k]: sum(r["status"] == k for r in results) for k in labels}
+        print(f"{len(results)} cache entr{'y' if len(results) == 1 else 'ies'} under {root}: "
+              + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    return 1 if bad else 0

@@ -9,8 +9,12 @@ video) and of the preprocessing config. Layout:
   ``(frames, size, size, 3)``, memory-mapped (``numpy.lib.format.open_memmap``);
 * ``progress.jsonl``: one line per finished video (written after its pixels are flushed),
   which is what an interrupted run resumes from;
-* ``videos.csv`` and ``summary.json`` (written last, atomically: the entry is complete
-  exactly when ``summary.json`` exists).
+* ``videos.csv`` and ``summary.json`` (written atomically: the entry is complete exactly when
+  ``summary.json`` exists);
+* ``content.json`` (written last, atomically): the content hash of ``images.npy`` and
+  ``videos.csv`` with their sizes and times, checked on every open
+  (:func:`fasbench.data.frames.check_content`); an entry without it (older code, or cut short
+  just before it) is hashed once when next opened.
 
 A video that cannot be read is reported by path and reason and left out (its frames are
 compacted away at the end); it never stops the preparation.
@@ -31,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fasbench.data.faces import FaceConfig
+from fasbench.data.frames import check_content, hash_bar, verify_content, write_content
 from fasbench.errors import FasbenchError
 from fasbench.util import atomic_write_text, cache_root
 
@@ -167,10 +172,12 @@ class Prepared:
     summary: dict[str, Any]
     videos: pd.DataFrame          # prepared videos: path, slot_start, slots, sampled, no_face, fallback
     images: np.ndarray            # memory-mapped uint8 (frames, S, S, 3)
+    images_sha256: str | None = None  # the pixels' hash (content.json)
+    sha256: str | None = None         # the entry's content hash: pixels + videos.csv (content.json)
 
 
-def load(entry: Path) -> Prepared | None:
-    """A complete cache entry, or None when there is none (or it is unreadable)."""
+def _open(entry: Path) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray] | None:
+    """A complete entry's summary, video table and memory-mapped frames, or None."""
     try:
         summary = json.loads((entry / "summary.json").read_text())
         videos = pd.read_csv(entry / "videos.csv", dtype={"path": str, "sampled": str, "fallback": str},
@@ -180,7 +187,36 @@ def load(entry: Path) -> Prepared | None:
         return None
     if images.shape[0] != summary.get("frames") or int(videos["slots"].sum()) != images.shape[0]:
         return None
-    return Prepared(entry, summary, videos, images)
+    return summary, videos, images
+
+
+def load(entry: Path, progress: bool = False) -> Prepared | None:
+    """A complete cache entry, or None when there is none (or it is unreadable). Its content
+    hash is checked (:func:`fasbench.data.frames.check_content`): an entry whose crops or
+    ``videos.csv`` changed after it was written raises
+    :class:`fasbench.data.frames.FrameCacheModified`; one without ``content.json`` (older
+    code) is hashed once and gets it."""
+    got = _open(entry)
+    if got is None:
+        return None
+    summary, videos, images = got
+    update = hash_bar(int(images.nbytes), f"hash {entry.parent.name}") if progress else None
+    content = check_content(entry, images, videos, manifest_file="videos.csv", progress=update)
+    return Prepared(entry, summary, videos, images, content["images_sha256"], content["sha256"])
+
+
+def verify_entry(entry: Path, progress=None) -> dict[str, Any]:
+    """``fasbench data verify`` of one prepared entry: :func:`fasbench.data.frames.verify_content`,
+    or status ``incomplete`` (preparation not finished: no ``summary.json``) / ``unreadable``."""
+    got = _open(entry)
+    if got is None:
+        done = (entry / "summary.json").exists()
+        return {"status": "unreadable" if done else "incomplete", "sha256": None, "expected": None, "changed": [],
+                "bytes": 0, "message": "unreadable: its files do not match its summary.json; delete it and rerun "
+                "`fasbench data prepare`" if done else "incomplete: preparation not finished (rerun `fasbench data "
+                "prepare` to resume it)"}
+    _, videos, images = got
+    return verify_content(entry, images, videos, manifest_file="videos.csv", progress=progress)
 
 
 def _read_progress(path: Path) -> dict[int, dict[str, Any]]:
@@ -211,7 +247,7 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
     dataset = str(videos["dataset"].iat[0])
     key = cache_key(videos, cfg)
     entry = entry_dir(cache_dir, dataset, key)
-    done_entry = load(entry)
+    done_entry = load(entry, progress)
     if done_entry is not None:
         done_entry.summary["resumed"] = done_entry.summary["videos"]
         return done_entry
@@ -358,6 +394,9 @@ def _finalize(entry: Path, videos: pd.DataFrame, slots: np.ndarray, starts: np.n
         "skipped": skipped, "resumed": resumed, "cache": str(entry),
     }
     atomic_write_text(entry / "summary.json", json.dumps(summary, indent=1))
+    got = _open(entry)
+    if got is not None:  # last: the content hash of the crops and videos.csv, as readers see them
+        write_content(entry, got[2], got[1], manifest_file="videos.csv")
     prepared = load(entry)
     if prepared is None:
         raise FasbenchError(f"the frame cache {entry} could not be read back after preparation; delete it and rerun")

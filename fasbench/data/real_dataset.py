@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet
+from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet, images_digest
 from fasbench.errors import FasbenchError
 
 CONVENTIONS = {
@@ -37,14 +37,17 @@ CONVENTIONS = {
 
 
 class StackedFrames:
-    """Several uint8 ``(n_i, H, W, 3)`` arrays (memory-mapped caches) seen as one, without a copy."""
+    """Several uint8 ``(n_i, H, W, 3)`` arrays (memory-mapped caches) seen as one, without a copy.
+    ``digests``: the parts' pixel hashes when known (their caches' ``content.json``), which
+    :func:`fasbench.data.frames.images_digest` combines instead of reading the pixels."""
 
-    def __init__(self, arrays: list[np.ndarray]) -> None:
+    def __init__(self, arrays: list[np.ndarray], digests: list[str] | None = None) -> None:
         shapes = {a.shape[1:] for a in arrays}
         if len(shapes) != 1:
             raise FasbenchError(f"frame caches of different crop sizes {sorted(shapes)} cannot be combined; "
                                 "prepare every dataset with the same data.preprocess.size")
         self.arrays = arrays
+        self.digests = list(digests) if digests is not None and len(digests) == len(arrays) else None
         self.offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
         self.shape = (int(self.offsets[-1]), *next(iter(shapes)))
         self.dtype = np.dtype(np.uint8)
@@ -69,11 +72,11 @@ class StackedFrames:
         return out
 
     def __reduce__(self):  # DataLoader workers started by spawn reopen the files, never copy them
-        return (_reopen, ([getattr(a, "filename", None) or a for a in self.arrays],))
+        return (_reopen, ([getattr(a, "filename", None) or a for a in self.arrays], self.digests))
 
 
-def _reopen(items: list[Any]) -> StackedFrames:
-    return StackedFrames([np.load(x, mmap_mode="r") if isinstance(x, (str, os.PathLike)) else x for x in items])
+def _reopen(items: list[Any], digests: list[str] | None = None) -> StackedFrames:
+    return StackedFrames([np.load(x, mmap_mode="r") if isinstance(x, (str, os.PathLike)) else x for x in items], digests)
 
 
 def _letters(cfg: Any, domains: list[str] | None) -> list[str]:
@@ -130,7 +133,7 @@ def prepare_one(letter: str, cfg: Any, root: Any, *, progress: bool = True, work
     res = indexers.index(letter, root, progress=progress)
     s = indexers.spec(letter)
     if not allow_prepare:
-        got = load(entry_dir(cfg.get("cache_dir"), s.name, cache_key(res.videos, pcfg)))
+        got = load(entry_dir(cfg.get("cache_dir"), s.name, cache_key(res.videos, pcfg)), progress)
         if got is None:
             raise FasbenchError(f"{s.name} has no prepared frame cache for this preprocessing config; run "
                                 f"`fasbench data prepare {s.name}` (or set data.auto_prepare=true)")
@@ -156,12 +159,13 @@ def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, pur
     missing = [L for L, r in roots.items() if r is None]
     if missing:
         raise FasbenchError(missing_message(missing, purpose or f"--data {cfg.get('name', 'real')}"))
-    manifests, arrays, ident, prep = [], [], {}, {}
+    manifests, arrays, digests, ident, prep = [], [], [], {}, {}
     for L in letters:
         res, got = prepare_one(L, cfg, roots[L], progress=progress, allow_prepare=opts.auto_prepare)
         s = indexers.spec(L)
         manifests.append(frame_manifest(res.videos, got.videos))
         arrays.append(got.images)
+        digests.append(got.images_sha256)
         summ = got.summary
         ident[L] = {"dataset": s.name, "cache_key": summ["key"], "videos": summ["videos"],
                     "prepared": summ["prepared"], "frames": summ["frames"], "skipped": len(summ["skipped"])}
@@ -172,10 +176,13 @@ def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, pur
     for c in manifest.columns:  # dataset-specific columns are empty strings elsewhere, never NaN
         if manifest[c].isna().any():
             manifest[c] = manifest[c].astype(object).where(manifest[c].notna(), "")
-    images = arrays[0] if len(arrays) == 1 else StackedFrames(arrays)
+    known = all(digests)
+    images = arrays[0] if len(arrays) == 1 else StackedFrames(arrays, digests if known else None)
     identity = {"dataset": "real", "datasets": ident, "split_convention": conv, "val_fraction": vf,
                 "preprocess": PrepConfig.from_mapping(cfg.get("preprocess")).as_dict()}
-    fs = FrameSet(manifest=manifest, images=images, identity=identity)
+    # the fingerprint: the caches' pixel hashes (content.json, not re-read) + this frame manifest
+    pixels = (digests[0] if len(arrays) == 1 else images_digest(images)) if known else None
+    fs = FrameSet(manifest=manifest, images=images, identity=identity, images_sha256=pixels)
     fs.preparation = prep  # type: ignore[attr-defined]  # what `run` writes into each record
     return fs
 
@@ -238,7 +245,10 @@ def task_view(frames: FrameSet, protocol: Any, task: Any) -> tuple[FrameSet, Any
         m["split"] = assign(m, task)
         info["protocol_lists"] = f"{protocol.name}: {task.name}"
     info["splits"] = {k: list(v) for k, v in splits.items()}
-    view = FrameSet(manifest=m, images=frames.images, identity=dict(frames.identity))
+    # same pixels and rows, splits re-assigned: the parent's content hash (FrameSet's docstring),
+    # so that every task of one run setting has one data fingerprint
+    view = FrameSet(manifest=m, images=frames.images, identity=dict(frames.identity), sha256=frames.content_hash(),
+                    images_sha256=frames.images_sha256)
     if hasattr(frames, "preparation"):
         view.preparation = frames.preparation  # type: ignore[attr-defined]
     return view, dataclasses.replace(protocol, splits=splits), info

@@ -55,7 +55,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fasbench.data.frames import MANIFEST_COLUMNS, FrameSet
+from fasbench.data.frames import (
+    MANIFEST_COLUMNS,
+    FrameCacheModified,
+    FrameSet,
+    check_content,
+    hash_bar,
+    verify_content,
+    write_content,
+)
 from fasbench.errors import FasbenchError
 from fasbench.util import atomic_directory, cache_root
 
@@ -793,20 +801,40 @@ def _read_manifest(path: Path) -> pd.DataFrame:
     return df[list(MANIFEST_COLUMNS)]
 
 
-def _load_entry(entry: Path, cfg: SyntheticConfig) -> FrameSet:
-    """Load a cache entry, raising on anything missing, truncated or inconsistent."""
+def _open_entry(entry: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """An entry's manifest table and memory-mapped frames, as every reader sees them."""
+    return _read_manifest(entry / "manifest.csv"), np.load(entry / "images.npy", mmap_mode="r")
+
+
+def _load_entry(entry: Path, cfg: SyntheticConfig, progress: bool = False) -> FrameSet:
+    """Load a cache entry, raising ValueError (or another non-fasbench error) on anything
+    missing, truncated or inconsistent, and :class:`FrameCacheModified` when its pixels or
+    manifest changed after it was written (:func:`fasbench.data.frames.check_content`)."""
     ident = json.loads((entry / "identity.json").read_text())
     expected = identity_of(cfg)
     if ident != json.loads(json.dumps(expected)):
         raise ValueError("identity mismatch")
-    manifest = _read_manifest(entry / "manifest.csv")
-    images = np.load(entry / "images.npy", mmap_mode="r")
+    manifest, images = _open_entry(entry)
     size = cfg.image_size
     n_videos = len(cfg.domains) * cfg.subjects * (cfg.live_videos + cfg.print_videos + cfg.replay_videos)
     n = n_videos * cfg.frames_per_video
     if images.shape != (n, size, size, 3) or images.dtype != np.uint8 or len(manifest) != n:
         raise ValueError("shape mismatch")
-    return FrameSet(manifest=manifest, images=images, identity=expected)
+    content = check_content(entry, images, manifest, manifest_file="manifest.csv",
+                            progress=hash_bar(int(images.nbytes), f"hash {entry.name[:12]}") if progress else None)
+    return FrameSet(manifest=manifest, images=images, identity=expected, sha256=content["sha256"],
+                    images_sha256=content["images_sha256"])
+
+
+def verify_entry(entry: Path, progress=None) -> dict[str, Any]:
+    """``fasbench data verify`` of one world: :func:`fasbench.data.frames.verify_content`, or
+    ``{"status": "unreadable", ...}`` when its files cannot be read (it is regenerated on next use)."""
+    try:
+        manifest, images = _open_entry(entry)
+    except Exception as exc:  # a damaged entry can upset any reader: report it
+        return {"status": "unreadable", "sha256": None, "expected": None, "changed": [], "bytes": 0,
+                "message": f"unreadable ({type(exc).__name__}: {exc}); it is regenerated on next use"}
+    return verify_content(entry, images, manifest, manifest_file="manifest.csv", progress=progress)
 
 
 def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
@@ -814,9 +842,12 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
     """The world for ``cfg`` from the on-disk cache, generating (and caching) it if needed.
 
     Entries live in ``<cache_dir>/synthetic/<sha256 of (GENERATOR_VERSION, config)>/`` as
-    ``images.npy`` (memory-mapped on load), ``manifest.csv`` and ``identity.json``.  They are
-    written to a temporary sibling directory and renamed into place, so readers never see a
-    partial entry; an unreadable entry is deleted and regenerated.
+    ``images.npy`` (memory-mapped on load), ``manifest.csv``, ``identity.json`` and, written
+    last, ``content.json`` (the content hash, :mod:`fasbench.data.frames`). They are written to
+    a temporary sibling directory and renamed into place, so readers never see a partial
+    entry; an unreadable entry is deleted and regenerated. An entry whose pixels or manifest
+    were changed after it was written is an error (:class:`FrameCacheModified`), never used
+    nor silently replaced; an entry of older code without ``content.json`` is hashed once.
     """
     _check(cfg)
     root = cache_root(cache_dir)
@@ -824,7 +855,9 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
     entry = parent / cache_key(cfg)
     if entry.exists():
         try:
-            return _load_entry(entry, cfg)
+            return _load_entry(entry, cfg, progress)
+        except FrameCacheModified:
+            raise
         except Exception:  # corrupt / partial / foreign entry: move it aside and regenerate
             trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=parent))
             try:
@@ -837,8 +870,13 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
         np.save(tmp / "images.npy", fs.images)
         fs.manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "identity.json").write_text(json.dumps(fs.identity, sort_keys=True, indent=1))
+        # last: the hashes of what was written (the manifest as readers will parse it)
+        content = write_content(tmp, fs.images, _read_manifest(tmp / "manifest.csv"), manifest_file="manifest.csv")
+    fs.images_sha256 = content["images_sha256"]
     try:
         return _load_entry(entry, cfg)
+    except FrameCacheModified:
+        raise
     except Exception:
         return fs
 
