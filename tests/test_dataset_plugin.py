@@ -208,7 +208,7 @@ def test_roots_of_a_plugin_dataset(with_example, monkeypatch, tmp_path):
 def test_hydra_entry_of_a_plugin_dataset(with_example):
     from fasbench import config
 
-    cfg = config.compose(["method=erm", "data=wren_pad", "data.roots.W=/w", "data.preprocess.size=64"])
+    cfg = config.compose(["method=erm", "data=wren_pad", "data.roots.W=/w", "data.preprocess.size=64", "data.crop_size=56"])
     d = cfg.data
     assert (d.name, list(d.domains), d.roots.W, d.roots.wren_pad, d.preprocess.size) == ("wren_pad", ["W"], "/w", None, 64)
     assert d.split_convention == "whole" and d.roots.M is None  # every key of RealDataOptions applies

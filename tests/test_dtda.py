@@ -501,4 +501,4 @@ def test_every_method_passes_validate(name, teacher_overrides, tmp_path):
     overrides = teacher_overrides if name.startswith("dtda") else []
     checks = validate_method(name, overrides, out_dir=tmp_path)
     failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
-    assert not failed and len(checks) == 7, failed
+    assert not failed and len(checks) == 8, failed
