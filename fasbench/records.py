@@ -20,6 +20,12 @@ it once, and it is validated on write and on load. Its JSON Schema is published 
 ``docs/record.schema.json`` (:func:`json_schema`). Run identity is defined once, by
 :func:`run_key`: resume checks, leaderboard grouping and row labels all use it.
 
+Types are strict: every declared string, integer, boolean and number of the schema must be
+one in the JSON (``"seed": "0"``, ``"seed": true``, ``"config_hash": 123``, ``"HTER": "12.5"``
+and a string where an object belongs are malformed, not converted), so what parses is what
+the leaderboard, run keys and ``compare`` expect. Free-form blocks (``config``, ``versions``,
+``timings``, ``curve``, the extra keys of a component or its weights) are not checked.
+
 Loading policy (:func:`load_records`): by default a malformed record is *skipped with a
 warning* (:class:`RecordWarning`) so that one broken run does not hide a whole leaderboard;
 ``strict=True`` (CLI ``--strict``) turns it into a :class:`~fasbench.errors.FasbenchError`.
@@ -39,7 +45,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from fasbench.errors import FasbenchError
 from fasbench.util import atomic_write_bytes, atomic_write_json, atomic_write_text, dumps_json  # noqa: F401 (re-exported)
@@ -77,18 +95,18 @@ class WeightsInfo(BaseModel):
     """Where a component's weights came from (``fasbench.weights``)."""
 
     model_config = _OPEN
-    uri: str | None = None
-    sha256: str | None = None
+    uri: StrictStr | None = None
+    sha256: StrictStr | None = None
 
 
 class Component(BaseModel):
     """A registered component as it ran: name, integer version, plugin (and weights)."""
 
     model_config = _OPEN
-    name: str = Field(min_length=1)
-    version: int | str
-    plugin: str | None = None
-    kind: str | None = None
+    name: StrictStr = Field(min_length=1)
+    version: StrictInt | StrictStr
+    plugin: StrictStr | None = None
+    kind: StrictStr | None = None
     weights: WeightsInfo | None = None
 
     @model_serializer(mode="wrap")
@@ -108,33 +126,33 @@ class Components(BaseModel):
 
 class TaskInfo(BaseModel):
     model_config = _FROZEN
-    name: str = Field(min_length=1)
-    sources: list[str]
-    target: str = Field(min_length=1)
-    intra: bool = False
-    variant: str | None = None
+    name: StrictStr = Field(min_length=1)
+    sources: list[StrictStr]
+    target: StrictStr = Field(min_length=1)
+    intra: StrictBool = False
+    variant: StrictStr | None = None
 
 
 class GitInfo(BaseModel):
     model_config = _FROZEN
-    commit: str | None
-    dirty: bool | None
+    commit: StrictStr | None
+    dirty: StrictBool | None
 
 
 class DataInfo(BaseModel):
     """What the numbers were computed on."""
 
     model_config = _OPEN
-    dataset: str = Field(min_length=1)
-    fingerprint: str = Field(min_length=1)
+    dataset: StrictStr = Field(min_length=1)
+    fingerprint: StrictStr = Field(min_length=1)
     identity: dict[str, Any] = Field(default_factory=dict)
     #: split names per role: ``source_train``, ``source_val``, ``target``
-    splits: dict[str, list[str]] = Field(default_factory=dict)
+    splits: dict[str, list[StrictStr]] = Field(default_factory=dict)
     #: evaluated/trained frame counts per role
-    frames: dict[str, int] = Field(default_factory=dict)
+    frames: dict[str, StrictInt] = Field(default_factory=dict)
     split_convention: dict[str, Any] | None = None
     preparation: dict[str, Any] | None = None
-    skipped_videos: int | None = None
+    skipped_videos: StrictInt | None = None
 
 
 class Selection(BaseModel):
@@ -143,13 +161,13 @@ class Selection(BaseModel):
     model_config = _FROZEN
     rule: Literal["last", "source-val", "target-oracle"]
     #: the metric the rule minimises/maximises (``None`` for ``last``)
-    metric: str | None = None
+    metric: StrictStr | None = None
     #: the data the rule read: ``none`` (last), ``source-val`` or ``target`` (oracle)
     data: Literal["none", "source-val", "target"]
-    uses_target_labels: bool
-    selected_step: int
+    uses_target_labels: StrictBool
+    selected_step: StrictInt
     #: the evaluated steps the rule chose among
-    candidates: list[int] = Field(default_factory=list)
+    candidates: list[StrictInt] = Field(default_factory=list)
 
 
 class MetricBlock(BaseModel):
@@ -161,16 +179,16 @@ class MetricBlock(BaseModel):
     #: where the threshold came from: ``source-val`` (EER of the source-val split),
     #: ``target`` (EER of the target itself: idealized)
     threshold_from: Literal["source-val", "target"]
-    threshold: float
+    threshold: StrictFloat
     #: ``video`` (frame scores averaged per video) or ``frame``
     level: Literal["video", "frame"]
-    n_videos: int
-    n_live: int
-    n_spoof: int
+    n_videos: StrictInt
+    n_live: StrictInt
+    n_spoof: StrictInt
     #: metric name -> value in percent (``None``: undefined for this data)
-    metrics: dict[str, float | None]
+    metrics: dict[str, StrictFloat | None]
     #: metric name -> [low, high] percentile bootstrap interval over videos (see ``ci``)
-    ci: dict[str, list[float]] = Field(default_factory=dict)
+    ci: dict[str, list[StrictFloat]] = Field(default_factory=dict)
     #: how ``ci`` was computed: level, resamples, resampling unit, seed
     ci_method: dict[str, Any] | None = None
 
@@ -185,10 +203,10 @@ class MetricBlock(BaseModel):
 
 class ScoresFile(BaseModel):
     model_config = _FROZEN
-    file: str
-    sha256: str
-    rows: int
-    columns: list[str]
+    file: StrictStr
+    sha256: StrictStr
+    rows: StrictInt
+    columns: list[StrictStr]
 
 
 class RunRecord(BaseModel):
@@ -196,25 +214,25 @@ class RunRecord(BaseModel):
 
     model_config = _FROZEN
     schema_: Literal["fasbench.record/2"] = Field(SCHEMA, alias="schema")
-    run_id: str
-    created: str
+    run_id: StrictStr
+    created: StrictStr
     status: Literal["complete", "running", "failed"] = "complete"
-    method: str = Field(min_length=1)
-    protocol: str = Field(min_length=1)
+    method: StrictStr = Field(min_length=1)
+    protocol: StrictStr = Field(min_length=1)
     task: TaskInfo
-    seed: int
+    seed: StrictInt
     config: dict[str, Any]
     #: hash of the result-relevant config (seed, output places, device... left out)
-    config_hash: str
+    config_hash: StrictStr
     components: Components
     #: effective training precision, e.g. ``cpu-fp32``, ``cuda-bf16``
-    precision: str
+    precision: StrictStr
     versions: dict[str, Any]
     git: GitInfo
     data: DataInfo
     selection: Selection
     #: the metrics this run reports (``eval.metrics``), in order
-    metric_names: list[str]
+    metric_names: list[StrictStr]
     #: the source-val split's own metrics at its own EER threshold (source data only)
     val: MetricBlock
     #: target metrics per threshold policy (``source-val-threshold``, ``target-eer-threshold``)
@@ -269,12 +287,19 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+def _shown(value: Any) -> str:
+    """The start of ``value`` as JSON, for an error line (never raises)."""
+    try:
+        return json.dumps(value, default=str)[:60]
+    except (TypeError, ValueError, RecursionError):
+        return type(value).__name__
+
+
 def _describe(exc: ValidationError, source: str) -> FasbenchError:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "(record)"
     more = f" (+{len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    value = err.get("input")
-    shown = "" if err.get("type") == "missing" else f", got {json.dumps(value, default=str)[:60]}"
+    shown = "" if err.get("type") == "missing" else f", got {_shown(err.get('input'))}"
     return FasbenchError(f"{source}: key '{where}': {err.get('msg')}{shown}{more}")
 
 
@@ -294,6 +319,8 @@ def parse_record(obj: Any, source: str = "record") -> RunRecord:
         return RunRecord.model_validate(obj).with_source(source)
     except ValidationError as exc:
         raise _describe(exc, source) from None
+    except RecursionError:
+        raise FasbenchError(f"{source}: a value is nested too deeply to be a run record") from None
 
 
 # --------------------------------------------------------------------------- identity
@@ -408,6 +435,8 @@ def read_record(path: str | os.PathLike) -> RunRecord:
             obj = json.load(fh)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise FasbenchError(f"{source}: not a readable JSON file ({exc})") from exc
+    except RecursionError:
+        raise FasbenchError(f"{source}: not a readable JSON file (nested too deeply)") from None
     return parse_record(obj, source)
 
 

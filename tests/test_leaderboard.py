@@ -425,6 +425,143 @@ def test_load_records_malformed_strict_and_lenient(tmp_path):
     assert load_records(tmp_path / "does-not-exist") == []
 
 
+#: Records that look right but have a wrong type where the record schema says otherwise; each
+#: must be refused when loaded (skipped with a warning, an error with --strict), never reach
+#: the tables or crash them.
+MALFORMED = {
+    "config-hash-int": {"config_hash": 123},
+    "teacher-weights-string": {"components.teachers": [{"name": "arcface", "version": 1, "plugin": "dtda", "weights": "abc"}]},
+    "teacher-sha256-int": {"components.teachers": [{"name": "arcface", "version": 1, "weights": {"sha256": 123}}]},
+    "component-string": {"components.aligner": "none"},
+    "version-bool": {"components.student.version": True},
+    "version-float": {"components.student.version": 1.0},
+    "seed-bool": {"seed": True},
+    "seed-string": {"seed": "0"},
+    "seed-float": {"seed": 0.0},
+    "task-name-int": {"task.name": 7},
+    "sources-int": {"task.sources": ["O", 1, "I"]},
+    "intra-string": {"task.intra": "false"},
+    "dirty-int": {"git.dirty": 0},
+    "fingerprint-int": {"data.fingerprint": 12345},
+    "step-string": {"selection.selected_step": "40"},
+    "uses-labels-string": {"selection.uses_target_labels": "no"},
+    "metric-names-int": {"metric_names": ["HTER", 1]},
+    "metric-string": {"target.source-val-threshold.metrics.HTER": "12.5"},
+    "metric-bool": {"target.source-val-threshold.metrics.AUC": True},
+    "threshold-string": {"target.source-val-threshold.threshold": "0.5"},
+    "n-videos-float": {"target.target-eer-threshold.n_videos": 40.0},
+    "ci-strings": {"target.source-val-threshold.ci.HTER": ["1.0", "2.0"]},
+    "precision-int": {"precision": 32},
+}
+#: two valid committed records of different tasks (one row of MICO with two task columns)
+VALID = ("erm-v1-MICO-OCI_M-s0", "erm-v1-MICO-ICM_O-s0")
+
+
+def _runs_with_malformed(root: Path, labels=tuple(MALFORMED)) -> Path:
+    runs = root / "runs"
+    for name in VALID:
+        shutil.copytree(RECORDS / name, runs / name)
+    for label in labels:
+        atomic_write_json(runs / f"bad-{label}" / "record.json", _one_record(**MALFORMED[label]))
+    return runs
+
+
+@pytest.mark.parametrize("label", MALFORMED)
+def test_malformed_types_are_refused_at_parse_time(label):
+    with pytest.raises(FasbenchError) as info:
+        parse_record(_one_record(**MALFORMED[label]), "runs/bad/record.json")
+    msg = str(info.value)
+    assert msg.startswith("runs/bad/record.json: key '") and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("label", MALFORMED)
+def test_published_schema_refuses_what_the_model_refuses(label):
+    """docs/record.schema.json and the pydantic model agree: the committed records are valid
+    under both, each malformed variant invalid under both."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "record.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    if label in ("seed-float", "version-float", "n-videos-float"):  # the model is stricter here
+        pytest.skip("JSON Schema counts an integral number such as 0.0 as an integer")
+    assert list(validator.iter_errors(_one_record(**MALFORMED[label]))), label
+
+
+def test_committed_records_fit_the_model_and_the_published_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    root = Path(__file__).resolve().parents[1]
+    validator = jsonschema.Draft202012Validator(json.loads((root / "docs" / "record.schema.json").read_text()))
+    files = sorted((root / "leaderboard" / "records").rglob("record.json")) + sorted(RECORDS.rglob("record.json"))
+    assert len(files) > 100
+    for path in files:
+        obj = json.loads(path.read_text())
+        parse_record(obj, str(path))
+        assert not list(validator.iter_errors(obj)), path
+
+
+def test_cli_skips_each_malformed_record_with_one_warning(tmp_path, run_cli):
+    runs = _runs_with_malformed(tmp_path)
+    out = tmp_path / "lb"
+    proc = run_cli("leaderboard", "--runs", runs, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == len(MALFORMED), proc.stderr
+    for label in MALFORMED:
+        (line,) = [ln for ln in lines if f"bad-{label}{os.sep}record.json" in ln]
+        assert line.startswith("warning: skipping malformed run record: ") and "key '" in line, line
+    assert f"2 run records from {runs}" in proc.stdout
+    df = pd.read_csv(out / "MICO.csv")
+    (frame,) = [r for _, r in df[df["policy"] == SV].iterrows()]
+    assert frame["method"] == "erm" and frame["n_records"] == 2
+    assert not math.isnan(frame["OCI->M HTER mean"]) and not math.isnan(frame["ICM->O HTER mean"])
+    assert "OCI->M" in (out / "MICO.md").read_text() and r"ICM$\rightarrow$O" in (out / "MICO.tex").read_text()
+
+
+def test_cli_strict_fails_in_one_line_on_a_malformed_record(tmp_path, run_cli, one_line_error):
+    runs = _runs_with_malformed(tmp_path, ("config-hash-int", "teacher-weights-string"))
+    out = tmp_path / "lb"
+    line = one_line_error(run_cli("leaderboard", "--runs", runs, "--out", out, "--strict"))
+    assert f"bad-config-hash-int{os.sep}record.json: key 'config_hash'" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("label", MALFORMED)
+def test_strict_names_each_malformed_file(tmp_path, label, capsys):
+    from fasbench.cli import main
+
+    runs = _runs_with_malformed(tmp_path, (label,))
+    assert main(["leaderboard", "--runs", str(runs), "--out", str(tmp_path / "lb"), "--strict"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("fasbench: error: ") and f"bad-{label}{os.sep}record.json" in err[0]
+    assert main(["leaderboard", "--runs", str(runs), "--out", str(tmp_path / "lb")]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("warning: skipping malformed run record: ") and f"bad-{label}" in err[0]
+
+
+def test_unreadable_record_files_are_skipped_not_crashed_on(tmp_path):
+    """JSON nested deeper than Python's recursion limit, a folder named record.json, bytes that
+    are not UTF-8: each skipped with a warning (an error with strict), never a traceback."""
+    write_record(tmp_path / "a", _rec())
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "record.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "nested").mkdir()
+    text = json.dumps(_one_record()).replace('"seed": 0,', '"seed": ' + "[" * 900 + "]" * 900 + ",", 1)
+    (tmp_path / "nested" / "record.json").write_text(text)
+    (tmp_path / "folder" / "record.json").mkdir(parents=True)
+    (tmp_path / "latin1").mkdir()
+    (tmp_path / "latin1" / "record.json").write_bytes(b'{"schema": "\xe9\xff"}')
+    with pytest.warns(RecordWarning) as caught:
+        recs = load_records(tmp_path)
+    assert len(recs) == 1
+    messages = [str(w.message) for w in caught]
+    for name in ("deep", "nested", "folder", "latin1"):
+        assert any(f"{name}{os.sep}record.json" in m for m in messages), (name, messages)
+    assert all("\n" not in m for m in messages)
+    for name in ("deep", "nested"):
+        with pytest.raises(FasbenchError, match=f"{name}/record.json"):
+            load_records(tmp_path / name, strict=True)
+
+
 def test_write_record_round_trips(tmp_path):
     rec = _rec()
     path = write_record(tmp_path / "run", rec)
