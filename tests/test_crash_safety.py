@@ -340,3 +340,34 @@ def test_leftovers_of_dead_writers_are_cleaned(tmp_path):
     removed = clean_leftovers(folder)
     assert sorted(p.name for p in removed) == sorted([theirs, theirs.replace("step-00000004", "record.json")])
     assert [p.name for p in folder.iterdir()] == [mine]
+
+
+def test_two_live_processes_never_train_one_run(fasbench_cache, cli_env, tmp_path):
+    """A lease on the run directory: a second process is refused while the first lives, and
+    takes over at once after the first is killed (same host: its pid is gone)."""
+    out = tmp_path / "leased"
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "fasbench", "run", "erm", "--protocol", "MC->I", "--no-progress", "trainer=smoke",
+         "trainer.max_steps=400", "trainer.eval_every=0", "eval.bootstrap=0", "device=cpu", *TINY_WORLD,
+         f"data.cache_dir={fasbench_cache}", "--out", str(out)],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lease = out / "MC_to_I" / "erm" / "MC_to_I" / "seed0" / ".lease"
+    deadline = time.time() + 120
+    while not lease.exists():
+        assert time.time() < deadline and holder.poll() is None, holder.stderr.read() if holder.poll() is not None else "timeout"
+        time.sleep(0.2)
+    try:
+        with pytest.raises(FasbenchError, match=rf"seed0 is being trained by another process \(pid {holder.pid} on this "
+                                                r"machine\); wait for it to finish, or give MC->I seed 0 another --out"):
+            run_protocol(make_cfg(fasbench_cache, out, "trainer.max_steps=400", "trainer.eval_every=0"), resume=True,
+                         progress=False, echo=lambda *_: None)
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    from fasbench.engine.lease import run_lease
+
+    assert lease.exists()  # left by the killed holder
+    t = time.time()
+    with run_lease(lease.parent):
+        assert f"pid={os.getpid()}" in lease.read_text()
+    assert time.time() - t < 5 and not lease.exists()  # taken over at once, then released

@@ -147,6 +147,7 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     check_writable(Path(str(cfg.out)))  # before any data loads: a wrong --out costs seconds, not a run
 
     from fasbench.engine.identity import check_same_identity
+    from fasbench.engine.lease import run_lease
     from fasbench.engine.trainer import TaskRunner
     from fasbench.records import identity_fields, read_record
 
@@ -183,8 +184,9 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
                 echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
                 records.append(rec)
                 continue
-        rec = runner.run()
-        path = save_outputs(rdir, rec, runner.outputs)
+        with run_lease(rdir, f"{task.name} seed {seed}"):  # two live processes never train one run
+            rec = runner.run()
+            path = save_outputs(rdir, rec, runner.outputs)
         echo(f"{task.name} seed {seed}: record written to {path}")
         records.append(rec)
     return records
