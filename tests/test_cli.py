@@ -218,7 +218,11 @@ def test_multirun_sweep_gives_every_job_its_own_records(run_cli, tmp_path):
     assert len(paths) == 2, proc.stdout + proc.stderr
     recs = [json.loads(p.read_text()) for p in paths]
     assert sorted(r["config"]["optim"]["lr"] for r in recs) == [0.0003, 0.001]
-    assert all(f"optim.lr={r['config']['optim']['lr']}" in str(p) for p, r in zip(paths, recs))
+    # each job folder is the one the sweep's plan names for its overrides (sweep status reads it)
+    rows = json.loads(run_cli("sweep", "status", "--out", str(tmp_path), "--json").stdout)
+    planned = {r["run_dir"]: r["overrides"] for r in rows}
+    assert all(f"optim.lr={r['config']['optim']['lr']}" in planned[str(p.parent)] for p, r in zip(paths, recs))
+    assert all(len(p.relative_to(tmp_path / "multirun").parts[0].encode()) <= 200 for p in paths)
     # the sweep's directories are named by its overrides: --resume finds and keeps both runs
     again = run_cli(*args, "--resume", timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def add_builtin_commands(subparsers) -> None:
-    from fasbench.commands import compare, data, info, leaderboard, run, score, weights
+    from fasbench.commands import compare, data, info, leaderboard, run, score, sweep, weights
 
     run.add_parser(subparsers)
     run.add_validate_parser(subparsers)
@@ -18,3 +18,4 @@ def add_builtin_commands(subparsers) -> None:
     score.add_parser(subparsers)
     data.add_parser(subparsers)
     weights.add_parser(subparsers)
+    sweep.add_parser(subparsers)

@@ -133,12 +133,14 @@ def _multirun(args) -> int:
         # every job of the sweep writes its records below its own output directory, named by
         # its overrides, so jobs never overwrite each other and --resume finds them again
         OmegaConf.set_struct(cfg, False)
-        cfg.out = HydraConfig.get().runtime.output_dir
-        try:
-            run_protocol(cfg, resume=args.resume, progress=not args.no_progress)
-        except FasbenchError as exc:  # one line, not Hydra's traceback report
-            print(f"fasbench: error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+        hc = HydraConfig.get()
+        cfg.out = hc.runtime.output_dir
+        try:  # a sweep's jobs always resume (the run identity guards what is continued)
+            run_protocol(cfg, resume=True, progress=not args.no_progress)
+        except Exception as exc:  # one line, and the sweep goes on (Hydra would print a traceback and stop)
+            text = str(exc) if isinstance(exc, FasbenchError) else f"{type(exc).__name__}: {exc}"
+            print(f"fasbench: error: sweep job [{' '.join(hc.overrides.task)}]: {text}", file=sys.stderr)
+            failures.append(f"{' '.join(hc.overrides.task)}] {text.splitlines()[0][:300]}")
 
     overrides = _base_overrides(args)
     if args.protocol:
@@ -152,23 +154,46 @@ def _multirun(args) -> int:
     if args.tasks:
         overrides.append(f"tasks=[{args.tasks}]")
     out = args.out or "runs"
-    _check_sweep([*overrides, *args.overrides])
+    jobs = _check_sweep([*overrides, *args.overrides])
+    from omegaconf import OmegaConf
+
+    from fasbench.engine.sweep import job_dirname, job_key, write_plan
+
+    OmegaConf.register_new_resolver("fasbench_jobdir", lambda task: job_dirname(list(task)), replace=True)
+    OmegaConf.register_new_resolver("fasbench_jobkey", lambda task: job_key(list(task)), replace=True)
+    plan = write_plan(Path(out) / "multirun", jobs)
+    print(f"sweep of {len(jobs)} job(s), {sum(len(j['run_dirs']) for j in jobs)} run(s); plan {plan}; "
+          f"status: fasbench sweep status --out {out}", file=sys.stderr)
     argv = ["fasbench", "--multirun", *overrides, *args.overrides,
-            f"hydra.sweep.dir={out}/multirun", "hydra.sweep.subdir=${hydra.job.override_dirname}",
-            # the run path names these itself (PROTOCOL/METHOD/TASK/seedN) or they are not results
-            "hydra.job.config.override_dirname.exclude_keys=[method,protocol,seed,out,tasks,device]"]
+            f"hydra.sweep.dir={out}/multirun",
+            # named by the overrides that are not already in the run path (PROTOCOL/METHOD/TASK/seedN),
+            # hashed when too long for a file name; each job keeps its own .hydra folder
+            "hydra.sweep.subdir='${fasbench_jobdir:${hydra.overrides.task}}'",
+            "hydra.output_subdir='.hydra/${fasbench_jobkey:${hydra.overrides.task}}'"]
+    failures.clear()
     saved = sys.argv
     sys.argv = argv
     try:
         app()
     finally:
         sys.argv = saved
+    if failures:
+        print(f"fasbench: {len(failures)} of {len(jobs)} sweep job(s) failed (each wrote failed.json in its run directory):",
+              file=sys.stderr)
+        for f in failures:
+            print(f"  [{f}]", file=sys.stderr)
+        return 1
     return 0
 
 
-def _check_sweep(overrides: list[str]) -> None:
+#: the jobs of the running sweep that failed (their overrides and error), for the summary
+failures: list[str] = []
+
+
+def _check_sweep(overrides: list[str]) -> list[dict]:
     """Compose and check every job of a sweep before any is launched (Hydra's own expansion of
-    the overrides), so a bad value in one job is one line and exit 2, not a failure hours in."""
+    the overrides), so a bad value in one job is one line and exit 2, not a failure hours in.
+    Returns the plan: per job, its overrides and the run directories it will write."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -182,18 +207,26 @@ def _check_sweep(overrides: list[str]) -> None:
         (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(plain), None)
     except HydraException as exc:
         raise FasbenchError(f"bad sweep override: {str(exc).splitlines()[0]}") from None
+    from fasbench.engine.run import _selected_tasks, run_dir_for
+    from fasbench.engine.sweep import job_dirname
+
     seen: set[tuple[str, str, str]] = set()
+    plan = []
     for job in jobs:
         try:
             cfg = config.compose(job)
         except FasbenchError as exc:
             raise FasbenchError(f"sweep job [{' '.join(job)}]: {exc}") from None
+        protocol, _ = resolve_protocol(str(cfg.protocol))
         key = (str(cfg.protocol), str(cfg.optim.name), str(cfg.out))
         if key not in seen:
             seen.add(key)
-            resolve_protocol(str(cfg.protocol))
             check_optimizer(str(cfg.optim.name))
             check_writable(Path(str(cfg.out)))
+        cfg.out = str(Path(str(cfg.out)) / "multirun" / job_dirname(job))
+        run_dirs = [str(run_dir_for(cfg, protocol, t.name)) for t in _selected_tasks(protocol, cfg.get("tasks"))]
+        plan.append({"overrides": list(job), "job_dir": str(cfg.out), "run_dirs": run_dirs})
+    return plan
 
 
 def add_validate_parser(subparsers) -> None:

@@ -148,6 +148,7 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
 
     from fasbench.engine.identity import check_same_identity
     from fasbench.engine.lease import run_lease
+    from fasbench.engine.sweep import FAILED, write_failed
     from fasbench.engine.trainer import TaskRunner
     from fasbench.records import identity_fields, read_record
 
@@ -162,7 +163,13 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
             check_run_dir(rdir, OmegaConf.to_container(tcfg, resolve=True), resume=resume)  # before any data loads
             jobs.append((seed, task, tcfg, rdir))
 
-    frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
+    try:
+        frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
+    except Exception as exc:  # every run of this call failed: each run folder says why
+        for *_, rdir in jobs:
+            rdir.mkdir(parents=True, exist_ok=True)
+            write_failed(rdir, exc)
+        raise
     from fasbench.data.real_dataset import task_view
     records = []
     for seed, task, tcfg, rdir in jobs:
@@ -185,8 +192,13 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
                 records.append(rec)
                 continue
         with run_lease(rdir, f"{task.name} seed {seed}"):  # two live processes never train one run
-            rec = runner.run()
-            path = save_outputs(rdir, rec, runner.outputs)
+            try:
+                rec = runner.run()
+                path = save_outputs(rdir, rec, runner.outputs)
+            except Exception as exc:  # failed.json says where, when and why (sweep status reads it)
+                write_failed(rdir, exc)
+                raise
+            (rdir / FAILED).unlink(missing_ok=True)
         echo(f"{task.name} seed {seed}: record written to {path}")
         records.append(rec)
     return records
