@@ -43,3 +43,23 @@ def test_job_folder_names_stay_short():
     assert job_dirname(overrides[:-1]) != name
     assert job_dirname(["optim.lr=0.001", "seed=1", "method=erm"]) == "optim.lr=0.001"  # short names stay readable
     assert "/" not in job_dirname(["data.roots.M=/data/msu"])
+
+
+def test_two_processes_warm_one_synthetic_cache(cli_env, tmp_path):
+    """Two processes on an empty cache: one generates the world, the other waits and reads
+    it; both see the same content hash and the cache holds one complete entry, no temp files."""
+    import subprocess
+    import sys
+
+    code = ("from fasbench.data.synthetic import SyntheticConfig, load_or_generate\n"
+            "cfg = SyntheticConfig(domains='MCI', subjects=6, dev_subjects=None, test_subjects=None, live_videos=1, "
+            "print_videos=1, replay_videos=1, frames_per_video=2, image_size=48)\n"
+            f"print(load_or_generate(cfg, cache_dir={str(tmp_path)!r}).fingerprint())\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    prints = {o[0].strip() for o in outs}
+    assert len(prints) == 1 and len(prints.pop()) == 16
+    entries = [p for p in (tmp_path / "synthetic").iterdir() if not p.name.endswith(".lock")]
+    assert len(entries) == 1 and (entries[0] / "content.json").exists(), entries

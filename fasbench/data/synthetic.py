@@ -46,6 +46,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zlib
 from dataclasses import asdict, dataclass
@@ -853,6 +854,30 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
     root = cache_root(cache_dir)
     parent = root / "synthetic"
     entry = parent / cache_key(cfg)
+    if entry.exists():  # the common case, without a lock
+        try:
+            return _load_entry(entry, cfg, progress)
+        except FrameCacheModified:
+            raise
+        except Exception:
+            pass
+    # one process generates, the others wait and then read its entry (same host or a shared disk)
+    from filelock import FileLock
+
+    parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(parent / f".{entry.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Exception:
+        print(f"fasbench: waiting for another process generating {entry} (lock {lock.lock_file})", file=sys.stderr)
+        lock.acquire()
+    try:
+        return _generate_locked(cfg, entry, parent, progress)
+    finally:
+        lock.release()
+
+
+def _generate_locked(cfg: SyntheticConfig, entry: Path, parent: Path, progress: bool) -> FrameSet:
     if entry.exists():
         try:
             return _load_entry(entry, cfg, progress)
