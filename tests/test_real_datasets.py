@@ -413,3 +413,102 @@ def test_oulu_protocol_needs_lists():
         p.assign(m, p.task("P1"))
     m["oulu_p1"] = [["train", "", "dev", "test"][i % 4] for i in range(len(m))]
     assert p.assign(m, p.task("P1")).tolist()[:4] == ["train", "unused", "dev", "test"]
+
+
+# --- videos without a face: `data prepare` names them, `data check --probe` reports them, --strict fails -----
+
+NO_FACE = "scene01/attack/attack_client002_laptop_SD_printed_photo_scene01.mov"  # make_msu: no face in any frame
+UNREADABLE = "scene01/real/real_client001_laptop_SD_scene01.mov"
+
+
+def test_no_face_videos_from_the_summary_or_the_video_table():
+    import pandas as pd
+
+    from fasbench.data.real_dataset import describe_no_face, no_face_videos
+
+    listed = [{"path": "a.avi", "sampled": 2, "no_face": 2, "fallback": "center"}]
+    assert no_face_videos({"no_face_videos": listed}) == listed
+    # an entry of older code kept a count there: worked out from videos.csv (no face in most sampled frames)
+    videos = pd.DataFrame({"path": ["a.avi", "b.avi", "c.avi"], "slots": [2, 2, 3], "no_face": [2, 1, 2],
+                           "fallback": ["center", "nearest", "nearest"]})
+    assert [v["path"] for v in no_face_videos({"no_face_videos": 3}, videos)] == ["a.avi", "c.avi"]
+    assert describe_no_face(listed[0]) == "a.avi: no face in 2/2 sampled frames (fallback: center)"
+    assert describe_no_face({"path": "d.avi", "sampled": [6, 7], "no_face": 1, "fallback": ""}) == \
+        "d.avi: no face in 1/2 sampled frames"
+
+
+def _strict_lines(proc) -> list[str]:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("strict: ")]
+    assert "Traceback" not in proc.stderr
+    return lines
+
+
+def test_prepare_and_check_report_videos_without_a_face(run_cli, fake_roots, tmp_path):
+    pytest.importorskip("facenet_pytorch")
+    env = {"FASBENCH_CONFIG": str(tmp_path / "none.yaml"), "FASBENCH_CACHE": str(tmp_path / "cache")}
+    root = str(fake_roots["M"])
+    # nothing prepared yet: check --probe says so (and how to get the report)
+    proc = run_cli("data", "check", "M", "--root", root, "--probe", "--no-progress", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "frame cache: not prepared yet" in proc.stdout and "`fasbench data prepare msu_mfsd`" in proc.stdout
+    proc = run_cli("data", "check", "M", "--root", root, "--probe", "--json", "--no-progress", env=env)
+    assert json.loads(proc.stdout)["prepared"]["status"] == "not prepared yet"
+
+    proc = run_cli("data", "prepare", "M", "--root", root, "--no-progress", "--workers", "1", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("msu_mfsd: prepared 15/16 videos, 30 frames, 27 with a face, 3 without")
+    entry = out.split("cache: ")[1].split()[0]
+    assert "1 video(s) flagged: no face found in most sampled frames" in out
+    assert f"no_face_videos in {entry}/summary.json" in out and "`fasbench data preview msu_mfsd`" in out
+    assert f"    {NO_FACE}: no face in 2/2 sampled frames (fallback: center)" in out
+    summary = json.loads((Path(entry) / "summary.json").read_text())
+    if isinstance(summary["no_face_videos"], list):  # the preparation's own list (else worked out from videos.csv)
+        assert [v["path"] for v in summary["no_face_videos"]] == [NO_FACE]
+
+    # --json prints the summary, flagged videos included
+    proc = run_cli("data", "prepare", "M", "--root", root, "--json", "--no-progress", env=env)
+    s = json.loads(proc.stdout)
+    assert proc.returncode == 0 and s["reused"] is True and s["waited"] is False and s["cache"] == entry
+    assert s["no_face_videos"] == summary["no_face_videos"]
+    # the text of a second run says it reused the cache, and still names the flagged video
+    proc = run_cli("data", "prepare", "M", "--root", root, "--no-progress", env=env)
+    assert proc.stdout.startswith("msu_mfsd: reused the prepared frame cache, 15/16 videos") and NO_FACE in proc.stdout
+
+    # check --probe reads the prepared entry
+    proc = run_cli("data", "check", "M", "--root", root, "--probe", "--no-progress", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"frame cache: {entry}: 1 video(s) flagged, no face in most sampled frames" in proc.stdout
+    assert f"  {NO_FACE}: no face in 2/2 sampled frames (fallback: center)" in proc.stdout
+    proc = run_cli("data", "check", "M", "--root", root, "--probe", "--json", "--no-progress", env=env)
+    got = json.loads(proc.stdout)["prepared"]
+    assert got["status"] == "prepared" and got["cache"] == entry
+    assert [(v["path"], v["no_face"]) for v in got["no_face_videos"]] == [(NO_FACE, 2)]
+
+    # --strict: one line per problem, exit 1 (9 counts differ from the official ones, one unreadable, one flagged)
+    proc = run_cli("data", "check", "M", "--root", root, "--probe", "--strict", "--no-progress", env=env)
+    lines = _strict_lines(proc)
+    assert proc.returncode == 1 and len(lines) == 11, proc.stderr
+    assert "strict: msu_mfsd: videos 16 found, official 280" in lines
+    assert f"strict: msu_mfsd: flagged {NO_FACE}: no face in 2/2 sampled frames (fallback: center)" in lines
+    assert any(ln.startswith(f"strict: msu_mfsd: unreadable {UNREADABLE}: ") for ln in lines)
+    proc = run_cli("data", "check", "M", "--root", root, "--strict", "--json", env=env)  # counts only without --probe
+    assert proc.returncode == 1 and len(_strict_lines(proc)) == 9 and json.loads(proc.stdout)["videos"] == 16
+    proc = run_cli("data", "prepare", "M", "--root", root, "--strict", "--json", "--no-progress", env=env)
+    lines = _strict_lines(proc)
+    assert proc.returncode == 1 and len(lines) == 11 and json.loads(proc.stdout)["prepared"] == 15
+    assert f"strict: msu_mfsd: flagged {NO_FACE}: no face in 2/2 sampled frames (fallback: center)" in lines
+    assert any(ln.startswith(f"strict: msu_mfsd: skipped {UNREADABLE}: ") for ln in lines)
+
+    # the list comes from the preparation summary: a summary naming other videos is what gets reported
+    listed = [{"path": "scene01/real/x.mov", "sampled": 2, "no_face": 2, "fallback": "center"},
+              {"path": "scene01/attack/y.mov", "sampled": 2, "no_face": 2, "fallback": "nearest"}]
+    (Path(entry) / "summary.json").write_text(json.dumps({**summary, "no_face_videos": listed}))
+    proc = run_cli("data", "check", "M", "--root", root, "--probe", "--json", "--strict", "--no-progress", env=env)
+    assert json.loads(proc.stdout)["prepared"]["no_face_videos"] == listed
+    lines = _strict_lines(proc)
+    assert proc.returncode == 1 and [ln for ln in lines if "flagged" in ln] == [
+        "strict: msu_mfsd: flagged scene01/real/x.mov: no face in 2/2 sampled frames (fallback: center)",
+        "strict: msu_mfsd: flagged scene01/attack/y.mov: no face in 2/2 sampled frames (fallback: nearest)"]
+    proc = run_cli("data", "prepare", "M", "--root", root, "--no-progress", env=env)
+    assert proc.returncode == 0 and "2 video(s) flagged" in proc.stdout and "scene01/attack/y.mov" in proc.stdout

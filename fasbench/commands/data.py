@@ -1,6 +1,6 @@
-"""``fasbench data check`` and ``fasbench data prepare``: the user's copies of the real datasets
-(every dataset registered with a ``real=`` spec, built-in or plugin); ``fasbench data verify``:
-the content hashes of every frame cache (synthetic worlds and prepared real data)."""
+"""``fasbench data check``, ``prepare`` and ``preview``: the user's copies of the real datasets
+(every dataset registered with a ``real=`` spec, built-in or plugin) and their prepared crops;
+``fasbench data verify``: the content hashes of every frame cache (synthetic worlds and prepared real data)."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +29,8 @@ class _HelpWithDatasets(argparse.HelpFormatter):
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "data", help="check and prepare your copies of the real datasets; verify the frame caches", formatter_class=_HelpWithDatasets,
+        "data", help="check, prepare and preview your copies of the real datasets; verify the frame caches",
+        formatter_class=_HelpWithDatasets,
         description="Real FAS datasets in their official layout (docs/datasets.md): {datasets}. Roots come from "
                     "--root, data.roots.X=PATH, FASBENCH_ROOT_X, or the user config file.",
     )
@@ -43,6 +44,9 @@ def add_parser(subparsers) -> None:
     c.add_argument("--probe", action="store_true", help="also open every video (frame counts, unreadable files)")
     c.add_argument("--json", action="store_true", help="print the counts as JSON")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c.add_argument("--strict", action="store_true",
+                   help="exit 1 when a count differs from the official one, a video is unreadable (--probe) or the "
+                        "prepared cache flags a video without a face (--probe); one line per problem on stderr")
     c.set_defaults(func=check_main, accepts_overrides=True)
     r = sub.add_parser("prepare", help="decode, detect/align/crop faces (MTCNN), fill the frame cache",
                        formatter_class=_HelpWithDatasets,
@@ -56,7 +60,29 @@ def add_parser(subparsers) -> None:
     r.add_argument("--workers", type=int, help="worker processes (default: min(4, CPUs) or $FASBENCH_PREPARE_WORKERS)")
     r.add_argument("--json", action="store_true", help="print the preparation summary as JSON")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--strict", action="store_true",
+                   help="exit 1 when a video was flagged (no face in most sampled frames) or skipped, or a count "
+                        "differs from the official one; one line per problem on stderr")
     r.set_defaults(func=prepare_main, accepts_overrides=True)
+    w = sub.add_parser("preview", help="a contact sheet (PNG) of prepared face crops, per domain and live / attack type",
+                       formatter_class=_HelpWithDatasets,
+                       description="Write a PNG of prepared crops of DATASET ({datasets}; or 'all' configured "
+                                   "datasets) from the frame cache (prepared first when missing, unless "
+                                   "data.auto_prepare=false): one labelled row block per domain x live / attack type, "
+                                   "N crops each, sampled deterministically, fallback crops (no face found) framed in "
+                                   "red. Look at it before training: are the crops upright, centred and tight? Extra "
+                                   "key=value tokens set data options (the same data.preprocess.* as `data prepare`).")
+    w.add_argument("dataset", nargs="+", metavar="DATASET",
+                   help="name or domain letter of a registered real dataset (several, or 'all')")
+    w.add_argument("--split", help="only this official split (train, dev or test; default: every split)")
+    w.add_argument("--n", type=int, default=8, help="crops per domain x type (default: 8)")
+    w.add_argument("--out", help="the PNG to write (default: preview-<dataset>[-<split>].png in the current folder)")
+    w.add_argument("--root", help="the dataset's root folder (one dataset; default: the configured root)")
+    w.add_argument("--tile", type=int, default=96, help="side of each crop on the sheet, in pixels (default: 96)")
+    w.add_argument("--seed", type=int, default=0, help="seed of the sample of crops (default: 0)")
+    w.add_argument("--json", action="store_true", help="print the path, the groups and their counts as JSON")
+    w.add_argument("--no-progress", action="store_true", help="no progress bars")
+    w.set_defaults(func=preview_main, accepts_overrides=True)
     v = sub.add_parser("verify", help="rehash every frame cache and compare with the hash written with it",
                        description="Recompute the content hash (sha256 of the pixels and the manifest) of every "
                                    "frame cache entry under the cache root (synthetic worlds and prepared real "
@@ -115,10 +141,36 @@ def _root(name: str, cfg, explicit):
     return s, root, where
 
 
+def _strict(problems: list[str], strict: bool) -> int:
+    """``--strict``: one line per problem on stderr and exit status 1; else 0."""
+    if not strict or not problems:
+        return 0
+    for p in problems:
+        print(f"strict: {p}", file=sys.stderr)
+    return 1
+
+
+def _count_problems(name: str, diffs: list[dict]) -> list[str]:
+    return [f"{name}: {r['what']} {r['found']} found, official {r['official']}" for r in diffs]
+
+
+def _prepared_state(s, cfg, videos) -> dict:
+    """What the frame cache says about the videos of ``data check --probe``: the entry that
+    ``data prepare`` with the same data.preprocess.* options makes, and its flagged videos."""
+    from fasbench.data.real_dataset import no_face_videos, prepared_entry
+
+    entry, got = prepared_entry(s.letter, cfg, videos)
+    if got is None:
+        others = sorted(p.name for p in entry.parent.glob("*/summary.json")) if entry.parent.is_dir() else []
+        return {"status": "not prepared yet", "cache": str(entry), "other_entries": len(others), "no_face_videos": None}
+    return {"status": "prepared", "cache": str(entry), "no_face_videos": no_face_videos(got.summary, got.videos)}
+
+
 def check_main(args) -> int:
     from tabulate import tabulate
 
     from fasbench.data import indexers
+    from fasbench.data.real_dataset import describe_no_face
 
     cfg = data_config(list(args.overrides))
     s, root, where = _root(args.dataset, cfg, args.root)
@@ -127,6 +179,10 @@ def check_main(args) -> int:
     rows = indexers.compare(found, s.official)
     diffs = [r for r in rows if not r["ok"]]
     unreadable = res.videos.loc[res.videos["error"] != "", ["path", "error"]].values.tolist() if args.probe else []
+    cache = _prepared_state(s, cfg, res.videos) if args.probe else None
+    flagged = (cache or {}).get("no_face_videos") or []
+    problems = (_count_problems(s.name, diffs) + [f"{s.name}: unreadable {p}: {e}" for p, e in unreadable]
+                + [f"{s.name}: flagged {describe_no_face(v)}" for v in flagged])
     if args.json:
         out = {**found, "dataset": s.name, "domain": s.letter, "title": s.title, "plugin": s.plugin,
                "root": str(root), "layout": s.layout, "official": dict(s.official), "differences": diffs,
@@ -134,8 +190,9 @@ def check_main(args) -> int:
         if args.probe:
             out["frames"] = int(res.videos["n_frames"].sum())
             out["unreadable"] = [{"path": p, "reason": e} for p, e in unreadable]
+            out["prepared"] = cache
         print(json.dumps(out, indent=2))
-        return 0
+        return _strict(problems, args.strict)
     print(f"{s.title} ({s.name}, domain {s.letter}" + (f", plugin {s.plugin}" if s.plugin != "fasbench" else "")
           + f") at {root} ({where})")
     print(tabulate([[r["what"], r["found"], r["official"], "ok" if r["ok"] else "DIFFERS"] for r in rows],
@@ -153,49 +210,161 @@ def check_main(args) -> int:
             print(f"  ... and {len(res.unrecognised) - 20} more")
     for p, e in unreadable:
         print(f"unreadable: {p}: {e}")
+    if cache is not None and cache["status"] != "prepared":
+        hint = (f" ({cache['other_entries']} other entr{'y' if cache['other_entries'] == 1 else 'ies'} of {s.name} "
+                "exist: pass the data.preprocess.* options they were prepared with)" if cache["other_entries"] else "")
+        print(f"frame cache: not prepared yet for these videos and data.preprocess options{hint}; "
+              f"`fasbench data prepare {s.name}` flags videos without a face")
+    elif cache is not None:
+        print(f"frame cache: {cache['cache']}: " + (f"{len(flagged)} video(s) flagged, no face in most sampled frames "
+              f"(`fasbench data preview {s.name}` shows their crops framed in red):" if flagged else "no video flagged "
+              "(a face was found in most sampled frames of every video)"))
+        for v in flagged:
+            print(f"  {describe_no_face(v)}")
     if diffs:
         print(f"\n{len(diffs)} count(s) differ from the official ones: "
               + ", ".join(f"{r['what']} {r['found']} (official {r['official']})" for r in diffs[:6])
               + (" ..." if len(diffs) > 6 else ""))
     else:
         print("\nall counts match the official ones")
-    return 0
+    return _strict(problems, args.strict)
 
 
-def prepare_main(args) -> int:
+def _letters(dataset: list[str] | str, cfg, root) -> list[str]:
+    """The domain letters of DATASET arguments: names or letters, or 'all' (every configured root)."""
     from fasbench.data import indexers
-    from fasbench.data.real_dataset import prepare_one
     from fasbench.data.roots import configured
     from fasbench.errors import FasbenchError
 
-    cfg = data_config(list(args.overrides))
-    if args.dataset.lower() in ("all", "real"):
-        if args.root:
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    if any(n.lower() in ("all", "real") for n in names):
+        if root:
             raise FasbenchError("--root names one dataset's folder; give the dataset too, e.g. "
                                 "`fasbench data prepare M --root PATH`")
         letters = list(configured(cfg.get("roots")))
         if not letters:
             raise FasbenchError("no dataset root is configured; name a dataset and its --root, or set "
                                 "FASBENCH_ROOT_<LETTER>=... (docs/datasets.md)")
-    else:
-        letters = [indexers.spec(args.dataset).letter]
+        return letters
+    letters = list(dict.fromkeys(indexers.spec(n).letter for n in names))
+    if root and len(letters) > 1:
+        raise FasbenchError(f"--root names one dataset's folder, and {len(letters)} datasets were given; "
+                            "configure the others' roots (FASBENCH_ROOT_<LETTER>=..., docs/datasets.md)")
+    return letters
+
+
+def _prepared_line(name: str, sm: dict) -> str:
+    what = (f"{name}: reused the prepared frame cache" + (" (after waiting for another process)" if sm.get("waited") else "")
+            + f", {sm['prepared']}/{sm['videos']} videos" if sm.get("reused") else
+            f"{name}: prepared {sm['prepared']}/{sm['videos']} videos"
+            + (f" ({sm['resumed']} of them before an interruption)" if sm["resumed"] else ""))
+    return (f"{what}, {sm['frames']} frames, {sm['faces_found']} with a face, {sm['no_face_frames']} without (fallback: "
+            f"{sm['fallbacks'] or 'none needed'}), {len(sm['skipped'])} skipped\n  cache: {sm['cache']}")
+
+
+def prepare_main(args) -> int:
+    from fasbench.data import indexers
+    from fasbench.data.real_dataset import describe_no_face, no_face_videos, prepare_one
+    from fasbench.errors import FasbenchError
+
+    cfg = data_config(list(args.overrides))
+    letters = _letters(args.dataset, cfg, args.root)
     if args.workers is not None and args.workers < 1:
         raise FasbenchError(f"--workers {args.workers}: give at least 1")
-    summaries = []
+    summaries, problems = [], []
     for L in letters:
         s, root, _ = _root(L, cfg, args.root)
-        _, got = prepare_one(L, cfg, root, progress=not args.no_progress, workers=args.workers)
-        summaries.append(got.summary)
+        res, got = prepare_one(L, cfg, root, progress=not args.no_progress, workers=args.workers)
+        sm = got.summary
+        summaries.append(sm)
+        flagged = no_face_videos(sm, got.videos)
+        problems += _count_problems(s.name, [r for r in indexers.compare(indexers.counts(res.videos), s.official) if not r["ok"]])
+        problems += [f"{s.name}: skipped {sk['path']}: {sk['reason']}" for sk in sm["skipped"]]
+        problems += [f"{s.name}: flagged {describe_no_face(v)}" for v in flagged]
         if not args.json:
-            sm = got.summary
-            print(f"{s.name}: {sm['prepared']}/{sm['videos']} videos, {sm['frames']} frames, "
-                  f"{sm['faces_found']} with a face, {sm['no_face_frames']} without (fallback: "
-                  f"{sm['fallbacks'] or 'none needed'}), {len(sm['skipped'])} skipped"
-                  + (f", {sm['resumed']} already done" if sm["resumed"] else "") + f"\n  cache: {sm['cache']}")
+            print(_prepared_line(s.name, sm))
+            if flagged:
+                print(f"  {len(flagged)} video(s) flagged: no face found in most sampled frames (their crops are "
+                      f"fallbacks; listed as no_face_videos in {sm['cache']}/summary.json and by `fasbench data prepare "
+                      f"{s.name} --json`; see them framed in red with `fasbench data preview {s.name}`):")
+                for v in flagged[:10]:
+                    print(f"    {describe_no_face(v)}")
+                if len(flagged) > 10:
+                    print(f"    ... and {len(flagged) - 10} more")
             for sk in sm["skipped"]:
                 print(f"  skipped {sk['path']}: {sk['reason']}", file=sys.stderr)
     if args.json:
         print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    return _strict(problems, args.strict)
+
+
+class _Subset:
+    """Frames ``index`` of ``images`` (memory-mapped caches stay unread until a tile is drawn)."""
+
+    def __init__(self, images, index) -> None:
+        self.images, self.index = images, [int(i) for i in index]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        return self.images[self.index[i]]
+
+
+def preview_main(args) -> int:
+    import types
+
+    import numpy as np
+    import pandas as pd
+
+    from fasbench.data import indexers
+    from fasbench.data.preview import contact_sheet, fallback_flags, write_png
+    from fasbench.data.real_dataset import StackedFrames, frame_manifest, prepare_one
+    from fasbench.errors import FasbenchError
+
+    cfg = data_config(list(args.overrides))
+    if args.n < 1:
+        raise FasbenchError(f"--n {args.n}: show at least 1 crop per group")
+    if args.tile < 8:
+        raise FasbenchError(f"--tile {args.tile}: give at least 8 pixels")
+    if args.out and not args.out.lower().endswith(".png"):
+        raise FasbenchError(f"--out {args.out}: the preview is a PNG; give a FILE.png")
+    letters = _letters(args.dataset, cfg, args.root)
+    manifests, arrays, flags, per, keys = [], [], [], set(), {}
+    for L in letters:
+        s, root, _ = _root(L, cfg, args.root)
+        res, got = prepare_one(L, cfg, root, progress=not args.no_progress, allow_prepare=bool(cfg.get("auto_prepare", True)))
+        manifests.append(frame_manifest(res.videos, got.videos))
+        arrays.append(got.images)
+        f, p = fallback_flags(got.videos)
+        flags.append(f)
+        per.add(p)
+        keys[got.summary["dataset"]] = str(got.entry)
+    manifest = pd.concat(manifests, ignore_index=True)
+    images = arrays[0] if len(arrays) == 1 else StackedFrames(arrays)
+    flag = np.concatenate(flags)
+    index = np.arange(len(manifest))
+    if args.split:
+        have = sorted(set(manifest["split"].astype(str)))
+        if args.split not in have:
+            raise FasbenchError(f"--split {args.split}: the prepared frames have the official split(s) {', '.join(have)}; "
+                                "give one of them, or leave --split out for all")
+        index = np.flatnonzero((manifest["split"].astype(str) == args.split).to_numpy())
+    names = [indexers.spec(L).name for L in letters]
+    tag = "real" if any(d.lower() in ("all", "real") for d in args.dataset) else "+".join(names)
+    out = args.out or f"preview-{tag}{'-' + args.split if args.split else ''}.png"
+    frames = types.SimpleNamespace(manifest=manifest.iloc[index].reset_index(drop=True), images=_Subset(images, index))
+    title = f"{', '.join(names)} · split {args.split or 'all'} · {images.shape[1]} px crops, up to {args.n} per group, seed {args.seed}"
+    fallback_per = "video" if "video" in per else "frame"
+    image, layout = contact_sheet(frames, flag[index], n=args.n, tile=args.tile, seed=args.seed, title=title,
+                                  fallback_per=fallback_per)
+    path = write_png(image, out)
+    if args.json:
+        print(json.dumps({"path": str(path), "datasets": names, "caches": keys, "split": args.split, "n": args.n, "size": list(layout.size),
+                          "fallback_per": fallback_per,
+                          "groups": [g.as_dict(frames.manifest) for g in layout.groups]}, indent=2))
+    else:
+        print(path)
     return 0
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,24 +125,112 @@ def _workers() -> int:
     return int(env) if env else max(1, min(4, os.cpu_count() or 1))
 
 
+def lock_path(entry: Any) -> Path:
+    """The lock file of a cache entry: ``.<key>.lock`` beside the entry directory (never inside
+    it, so that nothing but the preparation writes there; hidden, like the synthetic worlds'
+    lock files). It stays after use (empty); the lock is the ``flock`` on it, released by the
+    system when its holder exits, even killed."""
+    entry = Path(entry)
+    return entry.with_name(f".{entry.name}.lock")
+
+
+@contextmanager
+def entry_lock(entry: Any):
+    """Hold the lock of one cache entry (:func:`lock_path`) around its whole preparation, so
+    that two processes preparing the same entry (two ``fasbench data prepare``, two runs that
+    prepare on first use) never write it at once: the second says it waits and blocks until the
+    first is done. Yields whether it had to wait."""
+    import sys
+
+    from filelock import FileLock, Timeout
+
+    path = lock_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+        waited = False
+    except Timeout:
+        print(f"fasbench: waiting for another process preparing {entry} (lock {path})", file=sys.stderr, flush=True)
+        lock.acquire()
+        waited = True
+    try:
+        yield waited
+    finally:
+        lock.release()
+
+
 def prepare_one(letter: str, cfg: Any, root: Any, *, progress: bool = True, workers: int | None = None,
                 allow_prepare: bool = True, on_video=None):
-    """Index + prepare (or load) one dataset: ``(index result, Prepared)``."""
+    """Index + prepare (or load) one dataset: ``(index result, Prepared)``.
+
+    Every caller goes through here (``fasbench data prepare``, ``data preview``, and ``fasbench
+    run`` through :func:`build`), so this is where one entry's preparation is locked
+    (:func:`entry_lock`). The summary gets ``reused`` (the entry was complete: nothing was
+    prepared) and ``waited`` (another process held the lock first)."""
     from fasbench.data import indexers
     from fasbench.data.prepare import PrepConfig, cache_key, entry_dir, load, prepare
 
     pcfg = PrepConfig.from_mapping(cfg.get("preprocess"))
     res = indexers.index(letter, root, progress=progress)
     s = indexers.spec(letter)
-    if not allow_prepare:
-        got = load(entry_dir(cfg.get("cache_dir"), s.name, cache_key(res.videos, pcfg)), progress)
-        if got is None:
-            raise FasbenchError(f"{s.name} has no prepared frame cache for this preprocessing config; run "
-                                f"`fasbench data prepare {s.name}` (or set data.auto_prepare=true)")
+    entry = entry_dir(cfg.get("cache_dir"), s.name, cache_key(res.videos, pcfg))
+    got = load(entry, progress)  # the common case, complete: no lock needed
+    if got is not None:
+        got.summary.update(resumed=got.summary["videos"], reused=True, waited=False)
         return res, got
-    got = prepare(res.videos, root, pcfg, cfg.get("cache_dir"), workers=workers or _workers(),
-                  progress=progress, on_video=on_video)
+    if not allow_prepare:
+        raise FasbenchError(f"{s.name} has no prepared frame cache for this preprocessing config; run "
+                            f"`fasbench data prepare {s.name}` (or set data.auto_prepare=true)")
+    with entry_lock(entry) as waited:
+        # checked again under the lock: the process we waited for may have completed the entry
+        got = load(entry, progress)
+        reused = got is not None
+        if got is None:
+            got = prepare(res.videos, root, pcfg, cfg.get("cache_dir"), workers=workers or _workers(),
+                          progress=progress, on_video=on_video)
+        else:
+            got.summary["resumed"] = got.summary["videos"]
+    got.summary.update(reused=reused, waited=waited)
     return res, got
+
+
+def prepared_entry(letter: str, cfg: Any, videos: pd.DataFrame):
+    """``(entry directory, Prepared or None)``: the cache entry that ``prepare_one`` would use
+    for ``videos`` (the index, frame counts probed) and ``data.preprocess``, loaded when it is
+    complete; nothing is prepared."""
+    from fasbench.data import indexers
+    from fasbench.data.prepare import PrepConfig, cache_key, entry_dir, load
+
+    s = indexers.spec(letter)
+    entry = entry_dir(cfg.get("cache_dir"), s.name, cache_key(videos, PrepConfig.from_mapping(cfg.get("preprocess"))))
+    return entry, load(entry)
+
+
+def no_face_videos(summary: dict[str, Any], videos: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """The videos flagged by the preparation: no face found in most of their sampled frames,
+    as ``{"path", "sampled", "no_face", "fallback"}``. Read from the summary's
+    ``no_face_videos`` list; an entry of older code (which kept only a count there) has them
+    worked out from its video table (``videos.csv``: ``no_face`` > half of ``slots``)."""
+    got = summary.get("no_face_videos")
+    if isinstance(got, list):
+        return [dict(v) for v in got]
+    if videos is None or videos.empty:
+        return []
+    no_face, slots = videos["no_face"].astype(int), videos["slots"].astype(int)
+    return [{"path": str(r["path"]), "sampled": int(r["slots"]), "no_face": int(r["no_face"]), "fallback": str(r["fallback"])}
+            for _, r in videos[2 * no_face > slots].iterrows()]
+
+
+def describe_no_face(v: dict[str, Any]) -> str:
+    """``PATH: no face in 2/2 sampled frames (fallback: center)``."""
+    sampled = v.get("sampled")
+    if isinstance(sampled, str):
+        sampled = len([x for x in sampled.split(";") if x])
+    elif isinstance(sampled, (list, tuple)):
+        sampled = len(sampled)
+    fb = v.get("fallback") or ""
+    return f"{v.get('path')}: no face in {v.get('no_face')}/{sampled} sampled frames" + (f" (fallback: {fb})" if fb else "")
 
 
 def build(cfg: Any, progress: bool = True, domains: list[str] | None = None, purpose: str | None = None) -> FrameSet:
