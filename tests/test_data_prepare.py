@@ -45,6 +45,11 @@ def test_prepare_writes_crops_counts_fallbacks_and_skips(msu_prepared):
     blank = v.loc["scene01/attack/attack_client002_laptop_SD_printed_photo_scene01.mov"]
     half = v.loc["scene01/real/real_client002_laptop_SD_scene01.mov"]
     assert (blank["no_face"], blank["fallback"], half["no_face"], half["fallback"]) == (2, "center", 1, "nearest")
+    # more than half of its sampled frames without a face: listed (one of two is not more than half)
+    assert s["no_face_videos"] == [{"path": "scene01/attack/attack_client002_laptop_SD_printed_photo_scene01.mov",
+                                    "sampled": 2, "no_face": 2, "fallback": "center"}]
+    assert json.loads((p.entry / "summary.json").read_text())["no_face_videos"] == s["no_face_videos"]
+    assert (set(p.videos["rotation"]), set(p.videos["flip"])) == ({0}, {0})  # upright videos: nothing turned
     face_crop = p.images[int(v.loc["scene01/real/real_client002_android_SD_scene01.mp4", "slot_start"])]
     blank_crop = p.images[int(blank["slot_start"])]
     assert face_crop.std() > 30 and blank_crop.std() < 10  # a face crop vs the centre of a plain frame
@@ -147,3 +152,140 @@ def test_cross_attack_on_the_synthetic_world(run_cli, tmp_path):
         held = rec["task"]["name"].split("unseen-")[1].rstrip("]")
         apcer = [k for k in rec["target"]["target-eer-threshold"]["metrics"] if k.startswith("APCER/")]
         assert apcer == [f"APCER/{held}"]  # the only attack type tested is the held-out one
+
+
+# --------------------------------------------------------------------------------------
+# preparation at scale: seeking to the sampled frames, one MTCNN batch, one detector per worker
+# --------------------------------------------------------------------------------------
+
+def _distinct_frames(n: int = 50, w: int = 96, h: int = 64) -> list[np.ndarray]:
+    """Frames no two alike (noise and a moving white square), so a frame off by one shows."""
+    rng = np.random.default_rng(1)
+    out = []
+    for k in range(n):
+        f = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+        y, x = (k * 3) % (h - 8), (k * 5) % (w - 8)
+        f[y:y + 8, x:x + 8] = 255
+        out.append(f)
+    return out
+
+
+def _write(path: Path, codec: str, gop: int = 12, b_frames: int | None = None) -> Path:
+    import av
+
+    frames = _distinct_frames()
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        s.codec_context.gop_size = gop
+        if b_frames is not None:
+            s.codec_context.max_b_frames = b_frames
+        if codec == "mpeg4":
+            s.bit_rate = 1_000_000
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+H264 = "libx264"
+# (file, codec, B-frames, how it must be read): H.264 with B-frames in MP4/MOV/MKV seeks; AVI stores no
+# presentation times, so with B-frames its frames do not come out in timestamp order and it is read
+# sequentially (seeking there would give wrong frames); MPEG-4 without B-frames in AVI seeks.
+SEEK_CASES = [("v.mp4", H264, None, "seek"), ("v.mov", H264, None, "seek"), ("v.mkv", H264, None, "seek"),
+              ("v.avi", "mpeg4", 0, "seek"), ("b.avi", H264, None, "sequential"), ("b.mp4", "mpeg4", 2, "seek")]
+
+
+@pytest.mark.parametrize("name,codec,b_frames,method", SEEK_CASES)
+def test_seeking_gives_exactly_the_frames_of_sequential_decoding(tmp_path, name, codec, b_frames, method):
+    """A 50-frame video with a keyframe every 12 frames: every frame index asked for, alone or
+    together, decodes to the same pixels as decoding from the start; past the end is absent."""
+    import av
+
+    from fasbench.data.video import decode
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"no {codec} encoder")
+    path = _write(tmp_path / name, codec, b_frames=b_frames)
+    wanted = [0, 5, 11, 12, 13, 23, 24, 25, 36, 47, 49, 60]
+    ref = decode(path, wanted, seek=False)
+    assert ref.method == "sequential" and sorted(ref.frames) == [k for k in wanted if k < 50]
+    together = decode(path, wanted, seek=True)
+    assert together.method == method
+    assert sorted(together.frames) == sorted(ref.frames)
+    for k in ref.frames:
+        assert np.array_equal(together.frames[k], ref.frames[k]), k
+        alone = decode(path, [k], seek=True)
+        assert np.array_equal(alone.frames[k], ref.frames[k]), k
+    # the frames are the video's frames, in order (the encoder's frames, give or take compression)
+    src = _distinct_frames()
+    for k in ref.frames:
+        err = [np.abs(ref.frames[k].astype(int) - s.astype(int)).mean() for s in src]
+        assert int(np.argmin(err)) == k
+
+
+def test_a_failing_seek_falls_back_to_sequential_decoding(tmp_path, monkeypatch):
+    from fasbench.data import video
+
+    path = _write(tmp_path / "v.mp4", H264)
+    ref = video.decode(path, [3, 30], seek=False)
+
+    def broken(container, stream, wanted, threads):
+        raise RuntimeError("seek failed")  # what a demuxer that cannot seek raises (av.error.*)
+
+    monkeypatch.setattr(video, "_decode_seeking", broken)
+    got = video.decode(path, [3, 30], seek=True)
+    assert got.method == "sequential" and all(np.array_equal(got.frames[k], ref.frames[k]) for k in (3, 30))
+    monkeypatch.undo()
+    monkeypatch.setenv("FASBENCH_DECODE_SEEK", "0")  # forced, for files seeking would misread
+    assert video.decode(path, [3, 30]).method == "sequential"
+
+
+def test_one_mtcnn_batch_per_video_finds_the_same_faces(fake_roots):  # noqa: F811
+    from fasbench.data.faces import detect
+    from fasbench.data.prepare import PrepConfig
+    from fasbench.data.video import decode
+
+    cfg = PrepConfig.from_mapping().face
+    half = Path(fake_roots["M"]) / "scene01/real/real_client002_laptop_SD_scene01.mov"  # a face, then none
+    frames = list(decode(half, range(8)).frames.values())
+    batched, single = detect(frames, cfg), detect(frames, cfg, batch=False)
+    assert [f is None for f in batched] == [f is None for f in single] == [False] * 7 + [True]
+    for b, s in zip(batched, single):
+        if b is not None:
+            assert np.allclose(b[0], s[0], atol=1e-3) and np.allclose(b[1], s[1], atol=1e-3)
+
+
+def test_a_worker_loads_the_detector_once(fake_roots, monkeypatch):  # noqa: F811
+    """The pool initialiser loads MTCNN; the videos that worker then prepares reuse it."""
+    import facenet_pytorch
+
+    from fasbench.data import faces, prepare
+
+    made = []
+    real = facenet_pytorch.MTCNN
+
+    def counting(*a, **kw):
+        made.append(kw.get("device"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(facenet_pytorch, "MTCNN", counting)
+    monkeypatch.setattr(faces, "_DETECTORS", {})
+    monkeypatch.setattr(prepare, "_DECODE_THREADS", 0)
+    monkeypatch.setenv("FASBENCH_DETECT_DEVICE", "cpu")
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        cfg = prepare.PrepConfig.from_mapping()
+        prepare._init_worker(cfg.face.min_face)
+        assert made == ["cpu"] and prepare._DECODE_THREADS == 1
+        root = Path(fake_roots["C"])
+        for i, p in enumerate(sorted(root.rglob("*.avi"))[:3]):
+            rec = prepare.process_video((i, str(p), 8, 2, cfg.as_dict()))
+            assert rec["status"] == "ok" and rec["faces"] == 2
+        assert made == ["cpu"]
+    finally:
+        torch.set_num_threads(threads)

@@ -26,34 +26,61 @@ class FaceConfig:
 _DETECTORS: dict[Any, Any] = {}
 
 
-def detector(min_face: int):
-    """One MTCNN per process (CPU; the three small nets are faster there than a GPU round trip
-    at these batch sizes)."""
-    if min_face not in _DETECTORS:
+def detect_device() -> str:
+    """Where MTCNN runs: ``cuda`` when torch sees a GPU, else ``cpu``; ``FASBENCH_DETECT_DEVICE``
+    (``cpu``, ``cuda``, ``cuda:1``, ...) overrides. On a machine without a GPU nothing changes."""
+    import os
+
+    env = os.environ.get("FASBENCH_DETECT_DEVICE", "").strip()
+    if env:
+        return env
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def detector(min_face: int, device: str | None = None):
+    """One MTCNN per process and device (the preparation pool loads it in each worker's
+    initialiser, once; see :func:`detect_device` for the default device)."""
+    device = device or detect_device()
+    key = (int(min_face), device)
+    if key not in _DETECTORS:
         from facenet_pytorch import MTCNN
 
-        _DETECTORS[min_face] = MTCNN(keep_all=False, select_largest=True, min_face_size=int(min_face),
-                                     post_process=False, device="cpu")
-    return _DETECTORS[min_face]
+        _DETECTORS[key] = MTCNN(keep_all=False, select_largest=True, min_face_size=int(min_face),
+                                post_process=False, device=device)
+    return _DETECTORS[key]
 
 
-def detect(frames: list[np.ndarray], cfg: FaceConfig) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Per frame: ``(box [x0, y0, x1, y1], landmarks (5, 2))`` of the largest face, or None."""
+def _detect_size(h: int, w: int, cfg: FaceConfig) -> tuple[float, tuple[int, int]]:
+    scale = min(1.0, cfg.detect_max_side / max(h, w))
+    return scale, (max(1, round(w * scale)), max(1, round(h * scale)))
+
+
+def detect(frames: list[np.ndarray], cfg: FaceConfig, *, batch: bool = True) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per frame: ``(box [x0, y0, x1, y1], landmarks (5, 2))`` of the largest face, or None.
+
+    Frames are downscaled to ``cfg.detect_max_side``; frames of one size (a video's) go through
+    MTCNN as one batch (``batch=False``: one call per frame; the same faces either way)."""
     if not frames:
         return []
     mt = detector(cfg.min_face)
-    out: list[tuple[np.ndarray, np.ndarray] | None] = []
-    # frames of one video share a size, but be safe: detect per distinct size
-    for f in frames:
-        h, w = f.shape[:2]
-        scale = min(1.0, cfg.detect_max_side / max(h, w))
-        img = f if scale == 1.0 else np.asarray(
-            Image.fromarray(f).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
-        boxes, probs, lms = mt.detect(img, landmarks=True)
-        if boxes is None or len(boxes) == 0 or probs[0] is None or float(probs[0]) < cfg.threshold:
-            out.append(None)
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(frames)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, f in enumerate(frames):
+        groups.setdefault(f.shape[:2], []).append(j)
+    for (h, w), idx in groups.items():
+        scale, size = _detect_size(h, w, cfg)
+        imgs = [frames[j] if scale == 1.0 else np.asarray(Image.fromarray(frames[j]).resize(size, Image.BILINEAR))
+                for j in idx]
+        if batch:
+            boxes, probs, lms = mt.detect(np.stack(imgs), landmarks=True)
         else:
-            out.append((np.asarray(boxes[0], dtype=np.float64) / scale, np.asarray(lms[0], dtype=np.float64) / scale))
+            boxes, probs, lms = zip(*(mt.detect(im, landmarks=True) for im in imgs))
+        for j, b, p, lm in zip(idx, boxes, probs, lms):
+            if b is None or len(b) == 0 or p[0] is None or float(p[0]) < cfg.threshold:
+                continue
+            out[j] = (np.asarray(b[0], dtype=np.float64) / scale, np.asarray(lm[0], dtype=np.float64) / scale)
     return out
 
 

@@ -9,8 +9,10 @@ video) and of the preprocessing config. Layout:
   ``(frames, size, size, 3)``, memory-mapped (``numpy.lib.format.open_memmap``);
 * ``progress.jsonl``: one line per finished video (written after its pixels are flushed),
   which is what an interrupted run resumes from;
-* ``videos.csv`` and ``summary.json`` (written atomically: the entry is complete exactly when
-  ``summary.json`` exists);
+* ``videos.csv`` (one row per prepared video, :data:`VIDEO_COLUMNS`: its slots, sampled frames,
+  face counts, fallback, and the orientation applied to its frames) and ``summary.json`` (the
+  counts, ``no_face_videos``: the videos with no face in more than half of their sampled
+  frames; written atomically: the entry is complete exactly when ``summary.json`` exists);
 * ``content.json`` (written last, atomically): the content hash of ``images.npy`` and
   ``videos.csv`` with their sizes and times, checked on every open
   (:func:`fasbench.data.frames.check_content`); an entry without it (older code, or cut short
@@ -18,6 +20,11 @@ video) and of the preprocessing config. Layout:
 
 A video that cannot be read is reported by path and reason and left out (its frames are
 compacted away at the end); it never stops the preparation.
+
+Per video (:func:`run_video`, in a pool worker that loaded MTCNN once in its initialiser): the
+sampled frames are decoded upright, seeking to each (:func:`fasbench.data.video.decode`), the
+faces found in one MTCNN batch (:func:`fasbench.data.faces.detect`, on the GPU when torch sees
+one), then cropped.
 """
 from __future__ import annotations
 
@@ -39,8 +46,13 @@ from fasbench.data.frames import check_content, hash_bar, verify_content, write_
 from fasbench.errors import FasbenchError
 from fasbench.util import atomic_write_text, cache_root
 
+#: Columns of a cache entry's videos.csv: one row per prepared video. ``rotation`` (counter-clockwise
+#: degrees) and ``flip`` (mirrored left-right after it) are the orientation applied to its frames
+#: (fasbench.data.video: the display matrix of a video, the EXIF orientation of a photo).
+VIDEO_COLUMNS = ["path", "slot_start", "slots", "sampled", "faces", "no_face", "fallback", "rotation", "flip"]
+
 #: Bumped whenever the crops for a given config change (part of the cache key).
-PREP_VERSION = 1
+PREP_VERSION = 2  # 2: frames upright (display matrix / EXIF), videos.csv rotation + flip
 
 
 @dataclass(frozen=True)
@@ -112,22 +124,52 @@ def _slots(path: str, cfg: PrepConfig) -> int:
 
 def process_video(job: tuple[int, str, int, int, dict]) -> dict[str, Any]:
     """Decode, detect, crop one video; never raises for a bad video (status "skipped")."""
-    from fasbench.data import faces
-    from fasbench.data.video import VideoError, is_image, read_frames
-
     i, path, n_frames, slots, cfg_d = job
-    cfg = PrepConfig.from_mapping(cfg_d)
-    rec: dict[str, Any] = {"i": i, "status": "ok", "reason": "", "no_face": 0, "faces": 0, "fallback": "", "sampled": []}
+    rec = run_video(path, n_frames, slots, _config(cfg_d), threads=_DECODE_THREADS)
+    rec["i"] = i
+    return rec
+
+
+#: Decoder threads of this process: FFmpeg's choice in the main process, 1 in a pool worker
+#: (one worker per core).
+_DECODE_THREADS = 0
+_CONFIGS: dict[str, PrepConfig] = {}
+
+
+def _config(cfg_d: dict) -> PrepConfig:
+    key = json.dumps(cfg_d, sort_keys=True)
+    if key not in _CONFIGS:
+        _CONFIGS[key] = PrepConfig.from_mapping(cfg_d)
+    return _CONFIGS[key]
+
+
+def run_video(path: str, n_frames: int, slots: int, cfg: PrepConfig, *, seek: bool | None = None, threads: int = 0,
+              batch: bool = True, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """What :func:`process_video` does for one file: decode the sampled frames upright
+    (:func:`fasbench.data.video.decode`), detect the faces (one MTCNN batch), crop. ``timings``
+    (benchmarks/prepare_speed.py) gets the seconds spent in ``decode``, ``detect`` and ``crop``
+    added to it; ``seek``/``batch`` pick the decoding and detection paths (same results)."""
+    from fasbench.data import faces
+    from fasbench.data.video import VideoError, decode, is_image
+
+    rec: dict[str, Any] = {"status": "ok", "reason": "", "no_face": 0, "faces": 0, "fallback": "", "sampled": [],
+                           "rotation": 0, "flip": False}
+    clock = time.perf_counter
     try:
+        t0 = clock()
         want = [0] if is_image(path) else sample_indices(n_frames, cfg)
-        got = read_frames(path, want)
+        dec = decode(path, want, seek=seek, threads=threads)
+        got = dec.frames
         if not got:
             raise VideoError("no frame could be decoded")
+        rec["rotation"], rec["flip"] = int(dec.rotation), bool(dec.flip)
         have = sorted(got)
         # frames past the real end of a video (its header over-counts): use the nearest decoded one
         sampled = [k if k in got else min(have, key=lambda h: abs(h - k)) for k in want][:slots]
         uniq = sorted(set(sampled))
-        found = dict(zip(uniq, faces.detect([got[k] for k in uniq], cfg.face)))
+        t1 = clock()
+        found = dict(zip(uniq, faces.detect([got[k] for k in uniq], cfg.face, batch=batch)))
+        t2 = clock()
         with_face = [k for k in uniq if found[k] is not None]
         crops, used = [], set()
         for k in sampled:
@@ -145,6 +187,9 @@ def process_video(job: tuple[int, str, int, int, dict]) -> dict[str, Any]:
         rec["fallback"] = "+".join(sorted(used))
         rec["sampled"] = sampled
         rec["crops"] = np.stack(crops).astype(np.uint8, copy=False)
+        if timings is not None:
+            for name, dt in (("decode", t1 - t0), ("detect", t2 - t1), ("crop", clock() - t2)):
+                timings[name] = timings.get(name, 0.0) + dt
     except VideoError as exc:
         rec.update(status="skipped", reason=str(exc))
     except Exception as exc:  # a damaged file can upset any library: report it, carry on
@@ -152,10 +197,18 @@ def process_video(job: tuple[int, str, int, int, dict]) -> dict[str, Any]:
     return rec
 
 
-def _init_worker() -> None:
+def _init_worker(min_face: int | None = None) -> None:
+    """A pool worker's start: one torch thread and one decoder thread (a worker per core), and
+    the face detector loaded here, once for all the videos this worker gets."""
+    global _DECODE_THREADS
     import torch
 
     torch.set_num_threads(1)
+    _DECODE_THREADS = 1
+    if min_face is not None:
+        from fasbench.data import faces
+
+        faces.detector(min_face)
 
 
 # --------------------------------------------------------------------------------------
@@ -170,7 +223,7 @@ def entry_dir(cache_dir: str | Path | None, dataset: str, key: str) -> Path:
 class Prepared:
     entry: Path
     summary: dict[str, Any]
-    videos: pd.DataFrame          # prepared videos: path, slot_start, slots, sampled, no_face, fallback
+    videos: pd.DataFrame          # prepared videos: VIDEO_COLUMNS (path, slot_start, slots, ..., rotation, flip)
     images: np.ndarray            # memory-mapped uint8 (frames, S, S, 3)
     images_sha256: str | None = None  # the pixels' hash (content.json)
     sha256: str | None = None         # the entry's content hash: pixels + videos.csv (content.json)
@@ -316,12 +369,13 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
         for i in todo:  # unreadable at indexing time: reported without decoding
             if errors[i]:
                 store({"i": i, "status": "skipped", "reason": errors[i], "no_face": 0, "faces": 0,
-                       "fallback": "", "sampled": []})
+                       "fallback": "", "sampled": [], "rotation": 0, "flip": False})
         if workers > 1 and len(jobs) > 1:
             import multiprocessing as mp
             from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                     initargs=(cfg.face.min_face,)) as ex:
                 it = iter(jobs)
                 running = set()
                 try:
@@ -381,15 +435,20 @@ def _finalize(entry: Path, videos: pd.DataFrame, slots: np.ndarray, starts: np.n
         r = done[i]
         rows.append({"path": r["path"], "slot_start": pos, "slots": int(slots[i]),
                      "sampled": ";".join(str(k) for k in r["sampled"]), "faces": int(r["faces"]),
-                     "no_face": int(r["no_face"]), "fallback": r["fallback"]})
+                     "no_face": int(r["no_face"]), "fallback": r["fallback"], "rotation": int(r.get("rotation", 0)),
+                     "flip": int(bool(r.get("flip", False)))})
         pos += int(slots[i])
-    vdf = pd.DataFrame(rows, columns=["path", "slot_start", "slots", "sampled", "faces", "no_face", "fallback"])
+    vdf = pd.DataFrame(rows, columns=VIDEO_COLUMNS)
     atomic_write_text(entry / "videos.csv", vdf.to_csv(index=False))
+    # most sampled frames without a face: a video to look at (turned, too dark, no face at all)
+    no_face_videos = [{"path": r.path, "sampled": int(r.slots), "no_face": int(r.no_face), "fallback": r.fallback}
+                      for r in vdf.itertuples() if 2 * int(r.no_face) > int(r.slots)]
     summary = {
         "dataset": plan["dataset"], "key": plan["key"], "version": PREP_VERSION, "config": plan["config"],
         "videos": len(videos), "prepared": len(ok), "frames": n_ok,
         "faces_found": int(vdf["faces"].sum()), "no_face_frames": int(vdf["no_face"].sum()),
-        "no_face_videos": int((vdf["no_face"] > 0).sum()),
+        "no_face_videos": no_face_videos,
+        "rotated_videos": int(((vdf["rotation"] != 0) | (vdf["flip"] != 0)).sum()),
         "fallbacks": {str(k): int(v) for k, v in vdf.loc[vdf["fallback"] != "", "fallback"].value_counts().items()},
         "skipped": skipped, "resumed": resumed, "cache": str(entry),
     }
