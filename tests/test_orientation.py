@@ -121,9 +121,10 @@ def test_every_display_matrix_is_applied_as_a_player_shows_it(tmp_path, rotation
     frame[-8:, :8, 0] = 255
     path = write_video(tmp_path / "v.mp4", [frame] * 3, rotation=rotation, flip=flip)
     raw, m = raw_frame_and_matrix(path)
-    got = decode(path, [0])
-    assert np.array_equal(got.frames[0], displayed(raw, m))
-    assert (got.rotation, got.flip) == (rotation, flip)
+    for seek in (True, False):
+        got = decode(path, [0, 2], seek=seek)
+        assert np.array_equal(got.frames[0], displayed(raw, m))
+        assert (got.rotation, got.flip) == (rotation, flip)
     # and it is the picture we meant to show (the mark where the upright frame has it)
     assert np.array_equal(displayed(stored(frame, rotation, flip), m) > 127, frame > 127)
 
