@@ -178,6 +178,9 @@ class TaskRunner:
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.components = self._components()
+        from fasbench.records import git_info
+
+        self.git = git_info(Path(fasbench.__file__).resolve().parent)  # the code as it was when the run started
         self.identity = identity_of(self.components, self.frames.fingerprint(), self.precision,
                                     (self.selection, self._selection_metric_name()), self.config_hash)
         self._built = True
@@ -445,8 +448,6 @@ class TaskRunner:
         return self._record(results, history, selected, scores, timings)
 
     def _record(self, results, history, selected, scores, timings) -> RunRecord:
-        from fasbench.records import git_info
-
         frames = self.frames
         created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         rule = self.selection
@@ -473,7 +474,7 @@ class TaskRunner:
             "components": self.components,
             "precision": self.precision,
             "versions": _versions(),
-            "git": git_info(Path(fasbench.__file__).resolve().parent),
+            "git": self.git,
             "data": data,
             "selection": {
                 "rule": rule, "metric": self._selection_metric_name(),
