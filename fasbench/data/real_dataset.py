@@ -116,7 +116,7 @@ def frame_manifest(videos: pd.DataFrame, prepared_videos: pd.DataFrame) -> pd.Da
     rows["split"] = rows["official_split"]
     rows["attack"] = rows["attack"].astype(str)
     extra = [c for c in rows.columns if c not in MANIFEST_COLUMNS and c not in
-             ("slot_start", "slots", "sampled", "faces", "no_face", "fallback")]
+             ("slot_start", "slots", "sampled", "faces", "no_face", "fallback", "rotation", "flip")]
     return rows[list(MANIFEST_COLUMNS) + extra]
 
 
