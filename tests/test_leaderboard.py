@@ -669,3 +669,28 @@ def test_cli_metrics_error_is_one_line(tmp_path, capsys):
         "fasbench: error: unknown metric(s) NOPE for --metrics; the records report: "
         "HTER, EER, AUC, TPR@FPR=1%, ACER"]
     assert "Traceback" not in err
+
+
+def test_records_of_several_machines_merge(tmp_path, capsys):
+    """`--runs A --runs B` builds the same tables as one folder holding both; a record copied
+    into both folders counts once."""
+    import shutil as _shutil
+    from pathlib import Path as _Path
+
+    from fasbench import cli
+
+    src = _Path(__file__).resolve().parents[1] / "leaderboard" / "records" / "MICO"
+    _shutil.copytree(src / "erm", tmp_path / "a" / "erm")
+    _shutil.copytree(src / "dtda", tmp_path / "b" / "dtda")
+    _shutil.copytree(src / "erm" / "OCI_to_M", tmp_path / "b" / "erm" / "OCI_to_M")  # the same run, twice
+    _shutil.copytree(src, tmp_path / "all")
+    assert cli.main(["leaderboard", "--runs", str(tmp_path / "a"), "--runs", str(tmp_path / "b"),
+                     "--out", str(tmp_path / "merged")]) == 0
+    out = capsys.readouterr().out
+    assert f"run records from {tmp_path / 'a'}, {tmp_path / 'b'}" in out
+    assert cli.main(["leaderboard", "--runs", str(tmp_path / "all"), "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    for name in ("MICO.csv", "MICO.md"):
+        merged = (tmp_path / "merged" / name).read_text().replace(str(tmp_path / "a"), "X").replace(str(tmp_path / "b"), "X")
+        one = (tmp_path / "one" / name).read_text().replace(str(tmp_path / "all"), "X")
+        assert merged == one, name

@@ -1,6 +1,6 @@
 """``fasbench leaderboard``: tables built from the run records under a runs directory.
 
-Reads every ``record.json`` under ``--runs`` and writes, per protocol ``P``, ``P.md``
+Reads every ``record.json`` under ``--runs`` (repeatable: records of several machines merge) and writes, per protocol ``P``, ``P.md``
 (markdown), ``P.csv`` (numeric columns: every metric the runs report) and ``P.tex`` (LaTeX
 tabular) into ``--out``, one block per threshold policy on the target.  Metrics are
 percentages; a cell reads ``mean ± std (±ci)``: mean and sample std over seeds, then the mean
@@ -31,8 +31,9 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--runs", metavar="DIR", default="runs",
-                   help="directory searched for **/record.json (default: runs)")
+    p.add_argument("--runs", metavar="DIR", action="append", default=None,
+                   help="directory searched for **/record.json (default: runs); repeat it to merge the records "
+                        "of several machines or sweeps (--runs A --runs B)")
     p.add_argument("--out", metavar="DIR", default="leaderboard",
                    help="directory the tables are written to (default: leaderboard)")
     p.add_argument("--protocol", metavar="P", default=None,
@@ -73,9 +74,11 @@ def warnings_to_stderr() -> Iterator[None]:
 
 def main(args: argparse.Namespace) -> int:
     from fasbench.leaderboard import parse_metrics, write_leaderboard
-    from fasbench.records import load_records
+    from fasbench.records import RecordWarning, load_records
 
-    runs = getattr(args, "runs", "runs")
+    dirs = getattr(args, "runs", None) or ["runs"]
+    dirs = [dirs] if isinstance(dirs, str) else list(dirs)
+    runs = ", ".join(str(d) for d in dirs)
     out = getattr(args, "out", "leaderboard")
     protocol = getattr(args, "protocol", None)
     reported = getattr(args, "reported", None)
@@ -84,7 +87,12 @@ def main(args: argparse.Namespace) -> int:
     print_tables = bool(getattr(args, "print_tables", False) or getattr(args, "print", False))
 
     with warnings_to_stderr():
-        records = load_records(runs, strict=strict)
+        records = []
+        for d in dirs:  # merged: the same run found twice (a copied record) is one run, newest kept
+            found = load_records(d, strict=strict)
+            if not found and len(dirs) > 1:
+                warnings.warn(RecordWarning(f"no run records under {d}"), stacklevel=1)
+            records.extend(found)
         if not records:
             raise FasbenchError(
                 f"no run records under {runs}; run `fasbench run METHOD --protocol P` "
