@@ -157,7 +157,7 @@ def validate_method(name: str, overrides: list[str] | None = None, out_dir: str 
             try:
                 run_protocol(c, progress=False, echo=lambda *_: None)
                 raise AssertionError("the run was not interrupted at its first checkpoint (trainer.checkpoint_every)")
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # expected: stopped by the hook right after the first checkpoint
                 pass
             finally:
                 ckpt.FAULT_HOOK = None

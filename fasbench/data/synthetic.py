@@ -859,7 +859,7 @@ def load_or_generate(cfg: SyntheticConfig, cache_dir: str | Path | None = None,
             return _load_entry(entry, cfg, progress)
         except FrameCacheModified:
             raise
-        except Exception:
+        except Exception:  # unreadable or partial: regenerated below, under the lock
             pass
     # one process generates, the others wait and then read its entry (same host or a shared disk)
     from filelock import FileLock

@@ -92,7 +92,7 @@ def _frame_orientation(frame, stream) -> tuple[int, bool]:
     if tag:
         try:
             return (-round(float(tag) / 90) * 90) % 360, False
-        except ValueError:
+        except ValueError:  # a tag that is not a number: no rotation
             pass
     return 0, False
 
@@ -212,7 +212,7 @@ def _decode_sequential(path: str | Path, wanted: list[int], threads: int) -> Dec
 
 
 class _SeekFailed(Exception):
-    pass
+    """Seeking cannot be shown to give the sequential frames: decode from the start instead."""
 
 
 def _frame_index(container, stream) -> tuple[list[int], list[int]] | None:
