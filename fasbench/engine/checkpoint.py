@@ -94,10 +94,11 @@ def clean(ckpt_dir: Path, keep_best_upto: int | None = None) -> list[Path]:
     return removed
 
 
-def save(ckpt_dir: Path, method: torch.nn.Module, state: dict[str, Any]) -> Path:
+def save(ckpt_dir: Path, method: torch.nn.Module, state: dict[str, Any], keep: int = 1) -> Path:
     """Write a complete checkpoint of ``method`` and the loop ``state`` (which must name its
-    ``step``) as ``ckpt_dir/step-N``; then remove older checkpoints and best-weights files that
-    ``state["best"]`` no longer names. A failure leaves the previous checkpoint as it was."""
+    ``step``) as ``ckpt_dir/step-N``; then remove checkpoints older than the newest ``keep``
+    (at least this one) and best-weights files that ``state["best"]`` no longer names. A failure
+    leaves the previous checkpoint as it was."""
     step = int(state["step"])
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / unit_name(step)
@@ -125,7 +126,7 @@ def save(ckpt_dir: Path, method: torch.nn.Module, state: dict[str, Any]) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _at("renamed")
-    for old_step, path in units(ckpt_dir):
+    for old_step, path in units(ckpt_dir)[max(1, int(keep)):]:  # newest first
         if old_step != step:
             shutil.rmtree(path, ignore_errors=True)
     keep = (state.get("best") or {}).get("step")
@@ -134,6 +135,25 @@ def save(ckpt_dir: Path, method: torch.nn.Module, state: dict[str, Any]) -> Path
             path.unlink(missing_ok=True)
     _at("pruned")
     return final
+
+
+def finish(ckpt_dir: Path, keep: int = 0) -> list[Path]:
+    """After a run's record is written: keep the newest ``keep`` checkpoints (``trainer.keep_checkpoints``)
+    and remove the rest, best-weights files included (the record and the selected student's weights
+    stay in the run directory). ``keep=0`` removes the checkpoint folder. Returns what was removed."""
+    if not ckpt_dir.is_dir():
+        return []
+    keep = max(0, int(keep))
+    if keep == 0:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return [ckpt_dir]
+    gone = [path for _, path in units(ckpt_dir)[keep:]] + list(best_files(ckpt_dir).values())
+    for path in gone:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return gone
 
 
 def save_best(ckpt_dir: Path, method: torch.nn.Module, step: int) -> Path:
