@@ -27,6 +27,21 @@ def env_flag(name: str) -> bool:
     return (os.environ.get(name) or "").strip().lower() in _TRUE
 
 
+def bar_disabled(progress: bool | None = True) -> bool | None:
+    """tqdm's ``disable`` for a progress bar: off when ``progress`` is false; when it is true,
+    shown in a terminal only (``None``: tqdm hides bars whose stream is not a TTY, so logs of
+    batch jobs and CI stay free of carriage-return noise). ``FASBENCH_PROGRESS=1`` shows the
+    bar anyway, ``FASBENCH_PROGRESS=0`` hides it everywhere."""
+    if progress is False:
+        return True
+    forced = (os.environ.get("FASBENCH_PROGRESS") or "").strip().lower()
+    if forced in _TRUE:
+        return False
+    if forced in ("0", "false", "no", "off"):
+        return True
+    return None
+
+
 def cache_root(override: str | os.PathLike | None = None) -> Path:
     """The root of fasbench's caches (generated worlds, prepared datasets, teachers):
     ``override`` when given, else ``$FASBENCH_CACHE``, else ``~/.cache/fasbench``."""

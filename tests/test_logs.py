@@ -80,3 +80,15 @@ def test_missing_tensorboard_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_tb)
     with pytest.raises(FasbenchError, match=r"needs the tensorboard package: pip install 'fasbench\[logs\]'"):
         RunLogger(tmp_path, ["tensorboard"])
+
+
+def test_progress_bars_only_in_a_terminal(monkeypatch):
+    from fasbench.util import bar_disabled
+
+    monkeypatch.delenv("FASBENCH_PROGRESS", raising=False)
+    assert bar_disabled(False) is True
+    assert bar_disabled(True) is None  # tqdm: shown on a TTY, hidden when stderr is a file or a pipe
+    monkeypatch.setenv("FASBENCH_PROGRESS", "1")
+    assert bar_disabled(True) is False and bar_disabled(False) is True  # --no-progress still wins
+    monkeypatch.setenv("FASBENCH_PROGRESS", "0")
+    assert bar_disabled(True) is True

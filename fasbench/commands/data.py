@@ -406,7 +406,7 @@ def verify_main(args) -> int:
     from tqdm import tqdm
 
     from fasbench.data import prepare, synthetic
-    from fasbench.util import cache_root
+    from fasbench.util import bar_disabled, cache_root
 
     root = cache_root(args.cache_dir)
     entries = _cache_entries(root, list(args.datasets))
@@ -416,7 +416,7 @@ def verify_main(args) -> int:
     for kind, dataset, entry in entries:
         size = sum(p.stat().st_size for p in entry.glob("images*.npy"))
         with tqdm(total=size, unit="B", unit_scale=True, desc=f"{dataset} {entry.name[:12]}", leave=False,
-                  disable=True if args.no_progress else None, file=sys.stderr) as bar:
+                  disable=bar_disabled(not args.no_progress), file=sys.stderr) as bar:
             check = synthetic.verify_entry if kind == "synthetic" else prepare.verify_entry
             res = check(entry, progress=bar.update)
         results.append({"entry": str(entry), "kind": kind, "dataset": dataset, **res})

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from fasbench.errors import FasbenchError
-from fasbench.util import atomic_write_text
+from fasbench.util import atomic_write_text, bar_disabled
 
 #: Columns every manifest carries (docs/architecture.md, section 2). ``label``: 1 = live, 0 = spoof.
 MANIFEST_COLUMNS = (
@@ -176,7 +176,8 @@ def hash_bar(total: int, desc: str) -> Callable[[int], None]:
         if bar is None:
             from tqdm.auto import tqdm
 
-            bar = state["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
+            bar = state["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False,
+                                        disable=bar_disabled())
         bar.update(n)
         if bar.n >= total:
             bar.close()

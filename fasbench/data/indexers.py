@@ -248,6 +248,7 @@ def probe_all(df: pd.DataFrame, root: Path, progress: bool = True, workers: int 
     from tqdm.auto import tqdm
 
     from fasbench.data.video import VideoError, probe_frames
+    from fasbench.util import bar_disabled
 
     def one(rel: str) -> tuple[int, str]:
         try:
@@ -261,10 +262,10 @@ def probe_all(df: pd.DataFrame, root: Path, progress: bool = True, workers: int 
 
         with ThreadPoolExecutor(workers) as ex:
             res = list(tqdm(ex.map(one, paths), total=len(paths), desc=f"probe {df['dataset'].iat[0]}",
-                            unit="video", disable=not progress))
+                            unit="video", disable=bar_disabled(progress)))
     else:
         res = [one(p) for p in tqdm(paths, desc=f"probe {df['dataset'].iat[0] if len(df) else ''}",
-                                    unit="video", disable=not progress)]
+                                    unit="video", disable=bar_disabled(progress))]
     df = df.copy()
     df["n_frames"] = [r[0] for r in res]
     df["error"] = [r[1] for r in res]

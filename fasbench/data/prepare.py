@@ -44,7 +44,7 @@ import pandas as pd
 from fasbench.data.faces import FaceConfig
 from fasbench.data.frames import check_content, hash_bar, verify_content, write_content
 from fasbench.errors import FasbenchError
-from fasbench.util import atomic_write_text, cache_root
+from fasbench.util import atomic_write_text, bar_disabled, cache_root
 
 #: Columns of a cache entry's videos.csv: one row per prepared video. ``rotation`` (counter-clockwise
 #: degrees) and ``flip`` (mirrored left-right after it) are the orientation applied to its frames
@@ -334,7 +334,7 @@ def prepare(videos: pd.DataFrame, root: str | Path, cfg: PrepConfig, cache_dir: 
     cfg_d = cfg.as_dict()
     jobs = [(i, str(root / paths[i]), n_frames[i], int(slots[i]), cfg_d) for i in todo if not errors[i]]
     pending_lines: list[str] = []
-    bar = tqdm(total=len(paths), initial=resumed, desc=f"prepare {dataset}", unit="video", disable=not progress,
+    bar = tqdm(total=len(paths), initial=resumed, desc=f"prepare {dataset}", unit="video", disable=bar_disabled(progress),
                dynamic_ncols=True)
     last_flush = time.monotonic()
 
