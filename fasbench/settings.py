@@ -29,6 +29,20 @@ def _device(value: str) -> str:
 Device = Annotated[str, AfterValidator(_device)]
 
 
+def _logger(value: str | list[str]) -> str | list[str]:
+    from fasbench.engine.logs import parse_loggers
+
+    try:
+        parse_loggers(value)
+    except Exception as exc:  # FasbenchError: its text names the choices
+        raise ValueError(str(exc).split(": ", 1)[-1]) from None
+    return value
+
+
+#: ``csv``, ``tensorboard``, ``csv,tensorboard`` or a list of those
+Logger = Annotated[str | list[str], AfterValidator(_logger)]
+
+
 class Section(Options):
     """A harness section: every key typed, none defaulted here (the YAML presets hold the defaults)."""
 
@@ -43,6 +57,8 @@ class TrainerSettings(Section):
     amp: bool
     channels_last: bool
     grad_clip: NonNegativeFloat  # 0 = off
+    logger: Logger  # csv (always) and/or tensorboard (fasbench.engine.logs)
+    keep_checkpoints: NonNegativeInt  # step checkpoints kept once the run is complete (0 = none)
 
 
 class OptimSettings(Section):

@@ -1,5 +1,5 @@
 """Training logs in the tools people use: a CSV file per run, always, and TensorBoard event files
-when ``tensorboard`` is installed (``trainer.logger=csv,tensorboard``).
+when ``tensorboard`` is installed (``trainer.logger=[csv,tensorboard]``).
 
 The record's ``curve`` stays the source of truth for evaluation points; these logs add every
 ``trainer.log_every`` step (losses, learning rate, elapsed time) and repeat the evaluation
@@ -53,7 +53,7 @@ def parse_loggers(value: Any) -> tuple[str, ...]:
     bad = [v for v in items if v not in KNOWN]
     if bad:
         raise FasbenchError(f"trainer.logger: unknown logger {bad[0]!r}; use {' and/or '.join(KNOWN)} "
-                            "(e.g. trainer.logger=csv,tensorboard)")
+                            "(e.g. trainer.logger=[csv,tensorboard])")
     return tuple(dict.fromkeys(["csv", *items]))
 
 
