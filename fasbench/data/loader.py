@@ -65,7 +65,15 @@ def make_loader(dataset: FrameDataset, batch_sampler: Iterable, num_workers: int
 
 @dataclass
 class Preprocess:
-    """uint8 NHWC -> float NCHW in [0, 1] on the device, with batched augmentation."""
+    """uint8 NHWC -> float NCHW in [0, 1] on the device, with batched augmentation.
+
+    The random numbers of a training batch (crop offsets, flips, colour jitter) are drawn on the
+    CPU from ``generator`` for ``draw_for`` images (default: this batch), in one fixed order, and
+    ``rows`` of them are kept: under DistributedDataParallel every rank draws for the *global*
+    batch and keeps its own slice, so N ranks see exactly the augmentation one process would.
+    They travel to the device as one packed tensor (pinned, non-blocking on CUDA): no per-step
+    host-to-device synchronisation.
+    """
 
     crop_size: int
     hflip: bool = True
@@ -73,13 +81,36 @@ class Preprocess:
     color_jitter: float = 0.0  # strength of brightness/contrast/saturation jitter, 0 = off
     channels_last: bool = False
 
-    def __call__(self, images: torch.Tensor, device: torch.device, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    def draws(self, n: int, h: int, w: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, 6) float32 on the CPU: crop offset y, x; flip uniform; three jitter uniforms
+        (columns of disabled augmentations stay 0). Integers below 2**24 are exact in float32."""
+        c = min(self.crop_size, h, w)
+        out = torch.zeros(n, 6)
+        if self.random_crop and (h > c or w > c):
+            out[:, 0] = torch.randint(0, h - c + 1, (n,), generator=generator).float()
+            out[:, 1] = torch.randint(0, w - c + 1, (n,), generator=generator).float()
+        if self.hflip:
+            out[:, 2] = torch.rand(n, generator=generator)
+        if self.color_jitter > 0:
+            out[:, 3:6] = torch.rand(3, n, generator=generator).T
+        return out
+
+    def __call__(self, images: torch.Tensor, device: torch.device, train: bool, generator: torch.Generator | None = None,
+                 draw_for: int | None = None, rows: slice | None = None) -> torch.Tensor:
         x = images.to(device, non_blocking=True)
         b, h, w, _ = x.shape
         c = min(self.crop_size, h, w)
+        d = None
+        if train and (self.random_crop or self.hflip or self.color_jitter > 0):
+            d = self.draws(b if draw_for is None else int(draw_for), h, w, generator)
+            d = d[rows if rows is not None else slice(0, b)]
+            if len(d) != b:
+                raise ValueError(f"augmentation rows {rows} of {len(d)} do not match a batch of {b} images")
+            if device.type == "cuda":
+                d = d.contiguous().pin_memory()
+            d = d.to(device, non_blocking=True)
         if train and self.random_crop and (h > c or w > c):
-            oy = torch.randint(0, h - c + 1, (b,), generator=generator).to(device)
-            ox = torch.randint(0, w - c + 1, (b,), generator=generator).to(device)
+            oy, ox = d[:, 0].long(), d[:, 1].long()
             ar = torch.arange(c, device=device)
             iy = (oy[:, None] + ar)[:, :, None]
             ix = (ox[:, None] + ar)[:, None, :]
@@ -89,11 +120,11 @@ class Preprocess:
             x = x[:, top:top + c, left:left + c]
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         if train and self.hflip:
-            flip = (torch.rand(b, generator=generator) < 0.5).to(device)
+            flip = d[:, 2] < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if train and self.color_jitter > 0:
             s = self.color_jitter
-            u = (torch.rand(3, b, generator=generator) * 2 - 1).to(device) * s
+            u = (d[:, 3:6].T * 2 - 1) * s
             x = x * (1 + u[0])[:, None, None, None]  # brightness
             m = x.mean(dim=(1, 2, 3), keepdim=True)
             x = (x - m) * (1 + u[1])[:, None, None, None] + m  # contrast
