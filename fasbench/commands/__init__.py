@@ -14,6 +14,8 @@ def add_builtin_commands(subparsers) -> None:
     info.add_ls_parser(subparsers)
     info.add_plugins_parser(subparsers)
     leaderboard.add_parser(subparsers)
+    from fasbench.commands import plot
+    plot.add_parser(subparsers)
     compare.add_parser(subparsers)
     score.add_parser(subparsers)
     data.add_parser(subparsers)
