@@ -21,3 +21,8 @@ def add_builtin_commands(subparsers) -> None:
     data.add_parser(subparsers)
     weights.add_parser(subparsers)
     sweep.add_parser(subparsers)
+    from fasbench.commands import export, hub, predict
+    predict.add_parser(subparsers)
+    export.add_parser(subparsers)
+    hub.add_push_parser(subparsers)
+    hub.add_eval_parser(subparsers)

@@ -438,6 +438,10 @@ class TaskRunner:
         blob, scores = encode_scores([("val", sv, frame_no[self.data.source_val]),
                                       ("target", tg, frame_no[self.data.target])])
         self.outputs = {scores["file"]: blob}
+        from fasbench.inference import student_output  # the selected step's student, kept beside the record
+
+        name, weights_blob, self.components["student"]["saved"] = student_output(self.method, selected)
+        self.outputs[name] = weights_blob
         timings = {
             "train_s": round(train_s, 3), "eval_s": round(eval_s, 3),
             "total_s": round(time.perf_counter() - t0, 3),
