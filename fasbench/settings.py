@@ -48,7 +48,7 @@ class Section(Options):
 
 
 class TrainerSettings(Section):
-    max_steps: PositiveInt
+    max_steps: NonNegativeInt  # 0 = no training: evaluate the student as built (student.weights, fasbench eval)
     batch_size: PositiveInt
     eval_every: NonNegativeInt  # 0 = only at the end
     log_every: PositiveInt

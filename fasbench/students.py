@@ -14,9 +14,19 @@ from fasbench.errors import FasbenchError
 
 
 def build(opts: Any, ctx: Context | None = None) -> TimmStudent:
-    """The registered factory: ``TimmOptions`` -> :class:`TimmStudent`."""
-    return TimmStudent(arch=opts.arch, pretrained=opts.pretrained, num_classes=2, drop_rate=opts.drop_rate,
-                       **dict(opts.timm_kwargs))
+    """The registered factory: ``TimmOptions`` -> :class:`TimmStudent`. With ``weights`` (a URI),
+    every tensor is loaded from it (no pretrained download) and what was resolved (URI, commit,
+    sha256) is recorded as the student's weights in the run record."""
+    weights_uri = getattr(opts, "weights", None)
+    student = TimmStudent(arch=opts.arch, pretrained=opts.pretrained and not weights_uri, num_classes=2,
+                          drop_rate=opts.drop_rate, **dict(opts.timm_kwargs))
+    if weights_uri:
+        from fasbench import weights
+
+        student.weights_info = weights.load_into(student, weights_uri).as_dict()
+        if ctx is not None and isinstance(ctx.components.get("student"), dict):
+            ctx.components["student"]["weights"] = student.weights_info
+    return student
 
 
 class TimmStudent(Student):

@@ -160,7 +160,7 @@ def test_data_options_are_typed(overrides, needle):
 @pytest.mark.parametrize("override, needle", [
     ("trainer.max_steps=abc", "trainer.max_steps='abc': expected int"),
     ("method.label_smoothing=abc", "method.label_smoothing='abc': expected float"),
-    ("trainer.max_steps=0", "trainer.max_steps=0: expected int (input should be greater than 0)"),
+    ("trainer.max_steps=-1", "trainer.max_steps=-1: expected int (input should be greater than or equal to 0)"),
     ("optim.schedule=linear", "optim.schedule='linear': expected 'cosine' | 'constant'"),
 ])
 def test_bad_values_fail_fast_with_one_line(run_cli, one_line_error, tmp_path, override, needle):
@@ -181,7 +181,7 @@ def test_ls_shows_a_components_declared_options(run_cli):
     assert rows["method.hidden"][:2] == ["int", "256"] and rows["method.single_side"][:2] == ["bool", "false"]
     assert rows["method.dropout"][:2] == ["float", "0.5"]
     js = run_cli("ls", "students", "timm", "--json")
-    assert {o["key"] for o in json.loads(js.stdout)["options"]} == {"arch", "pretrained", "drop_rate", "timm_kwargs"}
+    assert {o["key"] for o in json.loads(js.stdout)["options"]} == {"arch", "pretrained", "drop_rate", "timm_kwargs", "weights"}
 
 
 # -- methods: exact resume ------------------------------------------------------------------
