@@ -201,6 +201,22 @@ class MetricBlock(BaseModel):
         return v
 
 
+class DistributedInfo(BaseModel):
+    """How many processes trained the run (``torchrun``; DistributedDataParallel).
+
+    A record without this block was trained by one process. Runs of more than one process are
+    another run setting than one process (their own leaderboard row): BatchNorm statistics,
+    dropout masks and the floating-point order of the gradient sum differ
+    (docs/distributed.md)."""
+
+    model_config = _FROZEN
+    world_size: StrictInt = Field(ge=1)
+    #: ``gloo`` (CPU) or ``nccl`` (CUDA); ``None`` for one process
+    backend: StrictStr | None = None
+    #: images each process trains on per step (the global batch is ``trainer.batch_size``)
+    per_rank_batch: StrictInt = Field(ge=1)
+
+
 class ScoresFile(BaseModel):
     model_config = _FROZEN
     file: StrictStr
@@ -227,6 +243,8 @@ class RunRecord(BaseModel):
     components: Components
     #: effective training precision, e.g. ``cpu-fp32``, ``cuda-bf16``
     precision: StrictStr
+    #: processes that trained the run (absent: one process)
+    distributed: DistributedInfo | None = None
     versions: dict[str, Any]
     git: GitInfo
     data: DataInfo
@@ -333,12 +351,24 @@ def _comp_id(comp: Component) -> str:
     return text
 
 
+def distributed_id(info: DistributedInfo | dict | None) -> str | None:
+    """The identity part of a multi-process run (``ddp:2x6:gloo``); ``None`` for one process,
+    so records written before the field existed keep their run key."""
+    if info is None:
+        return None
+    d = info if isinstance(info, DistributedInfo) else DistributedInfo.model_validate(info)
+    if d.world_size == 1:
+        return None
+    return f"ddp:{d.world_size}x{d.per_rank_batch}:{d.backend or '?'}"
+
+
 def identity_of(components: Components | dict, fingerprint: str, precision: str, selection: tuple[str, str | None],
-                config_hash: str) -> dict[str, str]:
+                config_hash: str, distributed: DistributedInfo | dict | None = None) -> dict[str, str]:
     """The parts of a run's identity, by name (ordered): what :func:`run_key` joins.
 
     The engine calls this before training (resume checks); :func:`identity_fields` calls it
-    on a record, so both see one definition.
+    on a record, so both see one definition. ``distributed`` adds a part only for runs of
+    more than one process (world size x per-rank batch : backend).
     """
     comps = components if isinstance(components, Components) else Components.model_validate(components)
     out = {}
@@ -352,13 +382,16 @@ def identity_of(components: Components | dict, fingerprint: str, precision: str,
     out["precision"] = precision
     out["selection"] = rule + (f":{metric}" if rule != "last" and metric else "")
     out["config"] = config_hash
+    ddp = distributed_id(distributed)
+    if ddp is not None:
+        out["distributed"] = ddp
     return out
 
 
 def identity_fields(rec: RunRecord) -> dict[str, str]:
     """:func:`identity_of` for a record."""
     return identity_of(rec.components, rec.data.fingerprint, rec.precision,
-                       (rec.selection.rule, rec.selection.metric), rec.config_hash)
+                       (rec.selection.rule, rec.selection.metric), rec.config_hash, rec.distributed)
 
 
 def key_of(fields: dict[str, str]) -> str:
@@ -366,8 +399,10 @@ def key_of(fields: dict[str, str]) -> str:
 
 
 def fields_diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    """``["precision: cpu-fp32 -> cuda-bf16", ...]``: the identity parts that differ."""
-    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in new if old.get(k) != new.get(k)]
+    """``["precision: cpu-fp32 -> cuda-bf16", ...]``: the identity parts that differ (a part
+    only one side has counts: ``distributed: <unset> -> ddp:2x6:gloo``)."""
+    keys = [*new, *(k for k in old if k not in new)]
+    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys if old.get(k) != new.get(k)]
 
 
 def run_key(rec: RunRecord) -> str:
@@ -376,7 +411,8 @@ def run_key(rec: RunRecord) -> str:
     Method and every component with name@version and weights sha256 (teachers in their
     configured order), data fingerprint, effective precision, checkpoint selection and the
     result-relevant config hash. Records with equal keys are seeds of one setting and merge
-    on the leaderboard; different keys never do. Resume checks use it too.
+    on the leaderboard; different keys never do. Resume checks use it too. A run of several
+    processes (``distributed``) adds its world size, per-rank batch and backend.
     """
     return key_of(identity_fields(rec))
 
@@ -401,6 +437,8 @@ def run_label(rec: RunRecord) -> str:
         parts.append("teachers:" + "+".join(short(t) for t in comps.teachers))
     parts.append(rec.precision)
     f = identity_fields(rec)
+    if "distributed" in f:
+        parts.append(f["distributed"])
     if rec.selection.rule != "last":
         parts.append(f"ckpt={f['selection']}")
     parts.append(f"cfg={rec.config_hash[:8]}")

@@ -53,7 +53,7 @@ class TrainerSettings(Section):
     eval_every: NonNegativeInt  # 0 = only at the end
     log_every: PositiveInt
     checkpoint_every: NonNegativeInt  # 0 = no checkpoints
-    num_workers: NonNegativeInt
+    num_workers: NonNegativeInt | Literal["auto"]  # auto: 0 on the CPU, 2 on CUDA
     amp: bool
     channels_last: bool
     grad_clip: NonNegativeFloat  # 0 = off

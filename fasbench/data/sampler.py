@@ -15,6 +15,10 @@ class BalancedBatchSampler:
     resumed run sees exactly the batches it would have seen without the interruption
     (``start_step``). Within a batch a group is sampled without replacement unless it is
     smaller than its share.
+
+    ``batch_size`` is the global batch. With ``num_replicas`` > 1 (DistributedDataParallel),
+    every rank draws the same global batch and iterates over its own contiguous slice of it
+    (``rank``): the ranks' slices together are exactly the batch one process would train on.
     """
 
     def __init__(
@@ -26,6 +30,8 @@ class BalancedBatchSampler:
         seed: int = 0,
         start_step: int = 0,
         max_steps: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         rows = np.asarray(rows)
         domains, labels = np.asarray(domains), np.asarray(labels)
@@ -44,6 +50,10 @@ class BalancedBatchSampler:
         self.seed = int(seed)
         self.start_step = int(start_step)
         self.max_steps = max_steps
+        if num_replicas < 1 or not 0 <= rank < num_replicas or self.batch_size % num_replicas:
+            raise ValueError(f"rank {rank} of {num_replicas} replicas cannot take an equal slice of a batch of {batch_size}")
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.per_replica = self.batch_size // self.num_replicas
         base, extra = divmod(self.batch_size, len(keys))
         self.shares = {k: base + (1 if i < extra else 0) for i, k in enumerate(keys)}
 
@@ -57,10 +67,15 @@ class BalancedBatchSampler:
         rng.shuffle(idx)
         return idx
 
+    def rank_batch(self, step: int) -> np.ndarray:
+        """This rank's slice of :meth:`batch` (all of it with one replica)."""
+        lo = self.rank * self.per_replica
+        return self.batch(step)[lo:lo + self.per_replica]
+
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step
         while self.max_steps is None or step < self.max_steps:
-            yield self.batch(step).tolist()
+            yield self.rank_batch(step).tolist()
             step += 1
 
     def __len__(self) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,11 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     from fasbench.engine.trainer import check_writable
 
     check_writable(Path(str(cfg.out)))  # before any data loads: a wrong --out costs seconds, not a run
+    from fasbench.engine import distributed
+
+    world = distributed.init(str(cfg.device))  # under torchrun: join the run's processes (else a no-op)
+    if not world.is_main:  # rank 0 reports and writes; the other ranks train with it
+        echo, progress = (lambda *_a, **_k: None), False
 
     from fasbench.engine.identity import check_same_identity
     from fasbench.engine.lease import run_lease
@@ -166,7 +172,7 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     try:
         frames = _build_frames(ds_entry, cfg, protocol, tasks, progress)
     except Exception as exc:  # every run of this call failed: each run folder says why
-        for *_, rdir in jobs:
+        for *_, rdir in (jobs if world.is_main else []):
             rdir.mkdir(parents=True, exist_ok=True)
             write_failed(rdir, exc)
         raise
@@ -191,14 +197,20 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
                 echo(f"{task.name} seed {seed}: complete, kept {rec_path}")
                 records.append(rec)
                 continue
-        with run_lease(rdir, f"{task.name} seed {seed}"):  # two live processes never train one run
+        # two live processes never train one run (under torchrun rank 0 holds the lease for all)
+        with distributed.on_main(world, partial(run_lease, rdir, f"{task.name} seed {seed}"), "taking the lease"):
             try:
                 rec = runner.run()
-                path = save_outputs(rdir, rec, runner.outputs)
+                path = save_outputs(rdir, rec, runner.outputs) if world.is_main else None
             except Exception as exc:  # failed.json says where, when and why (sweep status reads it)
-                write_failed(rdir, exc)
+                if world.is_main:
+                    write_failed(rdir, exc)
+                if isinstance(exc, distributed.RanksFailed):
+                    world.barrier()  # all ranks failed together: none exits before failed.json is written
                 raise
-            (rdir / FAILED).unlink(missing_ok=True)
+            if world.is_main:
+                (rdir / FAILED).unlink(missing_ok=True)
+            world.barrier()
         echo(f"{task.name} seed {seed}: record written to {path}")
         records.append(rec)
     return records

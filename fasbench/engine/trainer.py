@@ -4,6 +4,10 @@ The method supplies named losses; the harness owns everything else: balanced sam
 batched on-device augmentation, optimiser and schedule, AMP on CUDA, periodic evaluation on
 the source validation split and the target, checkpoint selection, checkpoints and resume,
 and the run record.
+
+Under ``torchrun`` (:mod:`fasbench.engine.distributed`) the same loop runs in every process:
+each trains on its slice of the global batch through DistributedDataParallel, and rank 0 alone
+evaluates and writes (docs/distributed.md).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from fasbench.data.frames import FrameSet
 from fasbench.data.loader import FrameDataset, Preprocess, make_loader
 from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine import checkpoint as ckpt
-from fasbench.engine import rng
+from fasbench.engine import distributed, rng
 from fasbench.engine.identity import _versions, check_same_code, check_same_config, check_same_identity, code_identity, config_hash
 from fasbench.engine.scoring import encode_scores, score_rows
 from fasbench.errors import FasbenchError, Interrupted
@@ -111,12 +115,27 @@ def _lr_lambda(kind: str, warmup: int, total: int):
 
 def precision_of(device: torch.device, amp: bool) -> tuple[str, torch.dtype | None]:
     """The effective training precision (``cpu-fp32``, ``cuda-bf16``, ``cuda-fp16``, ...) and the
-    autocast dtype behind it (None: no autocast). bfloat16 where the GPU supports it, else float16."""
+    autocast dtype behind it (None: no autocast). bfloat16 where the GPU computes it natively
+    (not emulated: torch would report bf16 on pre-Ampere GPUs too, and run it slowly), else
+    float16, whose gradients the harness scales (:func:`grad_scaler`)."""
     if not amp or device.type != "cuda":
         return f"{device.type}-fp32", None
-    if torch.cuda.is_bf16_supported():
+    if torch.cuda.is_bf16_supported(including_emulation=False):
         return "cuda-bf16", torch.bfloat16
     return "cuda-fp16", torch.float16
+
+
+def grad_scaler(amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """Loss scaling for float16 autocast (bfloat16 has float32's range and needs none)."""
+    return torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+
+
+def num_workers_of(setting: int | str, device: torch.device) -> int:
+    """DataLoader workers per process: ``auto`` is 0 on the CPU (the in-memory world is fastest
+    read in the training process) and 2 on CUDA (batches gathered while the GPU trains)."""
+    if setting in (None, "auto"):
+        return 2 if device.type == "cuda" else 0
+    return int(setting)
 
 
 class TaskRunner:
@@ -145,7 +164,9 @@ class TaskRunner:
         if self._built:
             return
         cfg = self.cfg
-        self.device = resolve_device(str(cfg.device))
+        self.world = distributed.current()
+        self.device = distributed.device_of(self.world, resolve_device(str(cfg.device)))
+        self.world.check_batch(int(cfg.trainer.batch_size))
         self.precision, self.amp_dtype = precision_of(self.device, bool(cfg.trainer.amp))
         seed_everything(int(cfg.seed))
         side = min(self.frames.images.shape[1:3])
@@ -157,6 +178,8 @@ class TaskRunner:
         self.method_entry = plugins.registry("methods").get(str(cfg.method.name))
         self.ctx = Context(cfg=cfg, domains=list(self.task.sources), device=self.device)
         self.method = self.ctx.build_method().to(self.device)
+        if self.world.enabled and self.device.type == "cuda":  # batch statistics over the global batch
+            distributed.convert_sync_batchnorm(self.method)
         channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda"
         if channels_last:
             self.method.to(memory_format=torch.channels_last)
@@ -176,13 +199,17 @@ class TaskRunner:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(str(o.schedule), int(o.warmup_steps), self.max_steps)
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self.scaler = grad_scaler(self.amp_dtype)
         self.components = self._components()
+        w = self.world
+        self.distributed = {"world_size": w.world_size, "backend": w.backend,
+                            "per_rank_batch": w.per_rank_batch(int(cfg.trainer.batch_size))}
         from fasbench.records import git_info
 
         self.git = git_info(Path(fasbench.__file__).resolve().parent)  # the code as it was when the run started
         self.identity = identity_of(self.components, self.frames.fingerprint(), self.precision,
-                                    (self.selection, self._selection_metric_name()), self.config_hash)
+                                    (self.selection, self._selection_metric_name()), self.config_hash,
+                                    self.distributed)
         self._built = True
 
     def _selection_metric_name(self) -> str | None:
@@ -288,9 +315,13 @@ class TaskRunner:
             ) from None
 
     def _loop_state(self, step, history, best, running) -> dict[str, Any]:
-        return {
+        """The loop state of a checkpoint; a collective under torchrun (every rank's random
+        state is gathered: a method may draw a different amount on each rank)."""
+        self._rng_states = self.world.gather(rng.capture(self.method))
+        extra = {"rng_ranks": self._rng_states} if self.world.enabled else {}
+        return {**extra,
             "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng.capture(self.method), "running": dict(running),
+            "scaler": self.scaler.state_dict(), "rng": self._rng_states[0], "running": dict(running),
             "history": history, "best": best, "config": self.config_dict, "config_hash": self.config_hash,
             "identity": self.identity, "code": self.code,
         }
@@ -298,9 +329,12 @@ class TaskRunner:
     def _restore(self, ckpt_dir: Path) -> tuple[int, list, dict, dict, dict | None]:
         """Continue from the newest complete checkpoint, after checking it is this very run
         (config, identity, code); returns (step, curve, best, running losses, random state)."""
-        state = ckpt.latest(ckpt_dir, self.method)
+        state = ckpt.latest(ckpt_dir, self.method)  # every rank loads the weights
+        self.world.barrier()  # all have read it before rank 0 cleans up
+        main = self.world.is_main
         if state is None:
-            ckpt.clean(ckpt_dir, keep_best_upto=0)  # best weights of a run killed before its first checkpoint
+            if main:
+                ckpt.clean(ckpt_dir, keep_best_upto=0)  # best weights of a run killed before its first checkpoint
             return 0, [], {"score": None, "step": None}, {}, None
         where = f"checkpoint {ckpt_dir / ckpt.unit_name(int(state['step']))}"
         check_same_config(state, self.config_dict, where)
@@ -311,9 +345,11 @@ class TaskRunner:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
-        ckpt.clean(ckpt_dir, keep_best_upto=step)
+        if main:
+            ckpt.clean(ckpt_dir, keep_best_upto=step)
         self._last_ckpt = step
-        return step, list(state["history"]), dict(state["best"]), dict(state.get("running") or {}), state["rng"]
+        rng_state = state["rng_ranks"][self.world.rank] if self.world.enabled else state["rng"]
+        return step, list(state["history"]), dict(state["best"]), dict(state.get("running") or {}), rng_state
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -345,28 +381,37 @@ class TaskRunner:
         t0 = time.perf_counter()
         self._build()
         self.code = code_identity()
+        world, main = self.world, self.world.is_main
         ckpt_dir = self.run_dir / "checkpoint"
-        self._check_output(ckpt_dir)
+        if main:
+            self._check_output(ckpt_dir)
         start, history, best, running, rng_state = 0, [], {"score": None, "step": None}, {}, None
         if self.resume:
             start, history, best, running, rng_state = self._restore(ckpt_dir)
-        elif ckpt_dir.exists():
+        elif ckpt_dir.exists() and main:
             import shutil
 
             shutil.rmtree(ckpt_dir)  # a fresh run never inherits an old checkpoint
         self._step = start
+        batch_size = int(self.cfg.trainer.batch_size)
+        full = distributed.full_batch()
         sampler = BalancedBatchSampler(
             self.data.train, self.dataset.domains[self.data.train], self.dataset.labels[self.data.train],
-            int(self.cfg.trainer.batch_size), seed=int(self.cfg.seed), start_step=start, max_steps=self.max_steps,
+            batch_size, seed=int(self.cfg.seed), start_step=start, max_steps=self.max_steps,
+            num_replicas=1 if full else world.world_size, rank=0 if full else world.rank,
         )
-        loader = make_loader(self.dataset, sampler, num_workers=int(self.cfg.trainer.num_workers),
+        rows = world.rows(batch_size)  # this rank's rows of the global batch (and of its augmentation draws)
+        loader = make_loader(self.dataset, sampler, num_workers=num_workers_of(self.cfg.trainer.num_workers, self.device),
                              pin_memory=self.device.type == "cuda", seed=int(self.cfg.seed))
+        # the method's training step: under DDP through DistributedDataParallel (gradients averaged
+        # over the ranks during backward), else the method itself
+        train_step = distributed.wrap(self.method, world, self.device) if world.enabled else self.method.training_step
         gen = torch.Generator()
         log_every = max(1, int(self.cfg.trainer.log_every))
         ckpt_every = int(self.cfg.trainer.checkpoint_every or 0)
         train_s = eval_s = 0.0
         desc = f"{self.cfg.method.name} {self.task.name} s{self.cfg.seed}"
-        bar = tqdm(total=self.max_steps, initial=start, desc=desc, disable=not self.progress,
+        bar = tqdm(total=self.max_steps, initial=start, desc=desc, disable=not (self.progress and main),
                    dynamic_ncols=True, leave=True)
         postfix: dict[str, str] = {}
         self.method.train()
@@ -378,12 +423,12 @@ class TaskRunner:
         for batch in loader:
             gen.manual_seed(int(self.cfg.seed) * 1_000_003 + step)
             b = {
-                "image": self.pre(batch["image"], self.device, train=True, generator=gen),
+                "image": self.pre(batch["image"], self.device, train=True, generator=gen, draw_for=batch_size, rows=rows),
                 "label": batch["label"].to(self.device, non_blocking=True),
                 "domain": batch["domain"].to(self.device, non_blocking=True),
             }
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                losses = self.method.training_step(b)
+                losses = train_step(b)
             if step == start:
                 check_losses(losses, str(self.cfg.method.name))
             loss = sum(losses.values())
@@ -399,28 +444,29 @@ class TaskRunner:
             step += 1
             self._step = step
             if step % log_every == 0 or step == self.max_steps:
-                vals = {k: float(v.detach()) for k, v in losses.items()}
-                if not all(math.isfinite(v) for v in vals.values()):
-                    raise FasbenchError(
-                        f"{desc}: loss became non-finite at step {step} ({vals}); lower optim.lr or enable trainer.grad_clip"
-                    )
-                running = vals
-                postfix.update({k: f"{v:.3f}" for k, v in vals.items()})
+                running = self._logged_losses(losses, step, desc)
+                postfix.update({k: f"{v:.3f}" for k, v in running.items()})
                 bar.set_postfix(postfix, refresh=False)
             bar.update(1)
             if self.eval_every and step % self.eval_every == 0 and step < self.max_steps:
                 train_s += time.perf_counter() - t_train
                 te = time.perf_counter()
-                best, _ = self._eval_point(step, running, history, best, postfix, bar, ckpt_dir)
+                if main:  # rank 0 alone evaluates; the others wait for it
+                    best, _ = self._eval_point(step, running, history, best, postfix, bar, ckpt_dir)
+                world.barrier()
                 eval_s += time.perf_counter() - te
                 t_train = time.perf_counter()
             if ckpt_every and (step % ckpt_every == 0 or step == self.max_steps):
-                state = self._loop_state(step, history, best, running)
-                self._write(lambda s=state: ckpt.save(ckpt_dir, self.method, s), step, ckpt_dir)
+                state = self._loop_state(step, history, best, running)  # every rank: gathers the random states
+                if main:
+                    self._write(lambda s=state: ckpt.save(ckpt_dir, self.method, s), step, ckpt_dir)
                 self._last_ckpt = step
         bar.close()
         train_s += time.perf_counter() - t_train
         trained = step - start
+        if not main:  # rank 0 selects, evaluates and builds the record; every rank returns it
+            self.outputs = {}
+            return RunRecord.model_validate(world.broadcast(None))
 
         te = time.perf_counter()
         if trained or not history or history[-1]["step"] != step:
@@ -449,7 +495,26 @@ class TaskRunner:
             "steps_per_s": round(trained / train_s, 3) if train_s > 0 else None,
             "device": str(self.device),
         }
-        return self._record(results, history, selected, scores, timings)
+        rec = self._record(results, history, selected, scores, timings)
+        if world.enabled:
+            world.broadcast(rec.to_json())
+        return rec
+
+    def _logged_losses(self, losses: dict[str, torch.Tensor], step: int, desc: str) -> dict[str, float]:
+        """The losses shown and kept in the curve at a log point: averaged over the ranks under
+        torchrun (each rank's mean over its slice; equal slices make it the global batch's mean).
+        A non-finite loss on any rank fails every rank together, with the same message."""
+        vals = {k: float(v.detach()) for k, v in losses.items()}
+        per_rank = self.world.gather(vals)
+        bad = [(r, v) for r, v in enumerate(per_rank) if not all(math.isfinite(x) for x in v.values())]
+        if bad:
+            r, v = bad[0]
+            where = f" on rank {r} of {self.world.world_size}" if self.world.enabled else ""
+            cls = distributed.RanksFailed if self.world.enabled else FasbenchError
+            raise cls(f"{desc}: loss became non-finite at step {step}{where} ({v}); lower optim.lr or enable trainer.grad_clip")
+        if not self.world.enabled:
+            return vals
+        return {k: sum(v[k] for v in per_rank) / len(per_rank) for k in vals}
 
     def _record(self, results, history, selected, scores, timings) -> RunRecord:
         frames = self.frames
@@ -477,6 +542,7 @@ class TaskRunner:
             "config_hash": self.config_hash,
             "components": self.components,
             "precision": self.precision,
+            "distributed": self.distributed,
             "versions": _versions(),
             "git": self.git,
             "data": data,
