@@ -280,8 +280,8 @@ def draw_chart(data: dict[str, Any], title: str = "") -> Any:
             ax.bar([x], [bar["mean"]], width, color="0.35" if avg else colors[j], edgecolor="white", lw=0.4,
                    gid=f"bar:{group['run']}:{task}")
             if bar["std"] is not None:
-                ax.errorbar([x], [bar["mean"]], yerr=[bar["std"]], color="black", lw=0.8, capsize=2,
-                            gid=f"err:{group['run']}:{task}")
+                err = ax.errorbar([x], [bar["mean"]], yerr=[bar["std"]], color="black", lw=0.8, capsize=2)
+                err.lines[2][0].set_gid(f"err:{group['run']}:{task}")  # the vertical segment mean - std .. mean + std
     from matplotlib.patches import Patch
 
     fig.legend(handles=[Patch(color="0.35" if j == len(tasks) - 1 else colors[j], label=t) for j, t in enumerate(tasks)],
