@@ -53,9 +53,17 @@ class Student(nn.Module, abc.ABC):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        """[0, 1] RGB -> this network's input normalisation."""
-        mean = torch.tensor(self.mean, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1)
+        """[0, 1] RGB -> this network's input normalisation. mean and std are made once per
+        device and dtype and kept there (no host-to-device copy per step)."""
+        key = (x01.device, x01.dtype, tuple(self.mean), tuple(self.std))
+        cache = self.__dict__.setdefault("_norm_cache", {})
+        if type(x01) is not torch.Tensor or torch.compiler.is_compiling():  # traced (export, compile): no cache
+            cache = {}
+        if key not in cache:
+            with torch.inference_mode(False):  # also usable by training after an evaluation made them
+                cache[key] = (torch.tensor(self.mean, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1),
+                              torch.tensor(self.std, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1))
+        mean, std = cache[key]
         return (x01 - mean) / std
 
     @abc.abstractmethod
@@ -158,7 +166,7 @@ class Teacher(nn.Module, abc.ABC):
             if self._cuda_dtype is None:  # once: weights to channels_last, pick the autocast dtype
                 with torch.inference_mode(False), torch.no_grad():
                     self.to(memory_format=torch.channels_last)
-                self._cuda_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+                self._cuda_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
             with torch.autocast("cuda", dtype=self._cuda_dtype):
                 f = self.forward_features(x.contiguous(memory_format=torch.channels_last))
             f = {k: v.float() for k, v in f.items()}
