@@ -2,7 +2,12 @@
 
 Reads every ``record.json`` under ``--runs`` (repeatable: records of several machines merge) and writes, per protocol ``P``, ``P.md``
 (markdown), ``P.csv`` (numeric columns: every metric the runs report) and ``P.tex`` (LaTeX
-tabular) into ``--out``, one block per threshold policy on the target.  Metrics are
+tabular) into ``--out``, one block per threshold policy on the target.  ``--out`` defaults to
+``leaderboard`` inside the (first) runs directory, e.g. ``runs/leaderboard/``: your tables stay
+beside your runs.  The committed board of a fasbench checkout is rebuilt only by naming it:
+``--out leaderboard``.  ``--html`` also writes ``P.html``, a self-contained page (sortable
+tables, the chart of each threshold policy, links to every record and its figures, which it
+draws under ``OUT/figures/``).  Metrics are
 percentages; a cell reads ``mean ± std (±ci)``: mean and sample std over seeds, then the mean
 95% bootstrap CI half-width over target videos.  ``--metrics`` chooses the metrics of the
 markdown and LaTeX tables (default: HTER, AUC, TPR@FPR=1%).  One row per run setting (the
@@ -18,6 +23,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fasbench.errors import FasbenchError
@@ -34,8 +40,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--runs", metavar="DIR", action="append", default=None,
                    help="directory searched for **/record.json (default: runs); repeat it to merge the records "
                         "of several machines or sweeps (--runs A --runs B)")
-    p.add_argument("--out", metavar="DIR", default="leaderboard",
-                   help="directory the tables are written to (default: leaderboard)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="directory the tables are written to (default: RUNS/leaderboard, inside the first --runs; "
+                        "--out leaderboard rebuilds a checkout's committed board)")
     p.add_argument("--protocol", metavar="P", default=None,
                    help="only this protocol (default: every protocol found)")
     p.add_argument("--metrics", metavar="M1,M2", default=None,
@@ -47,6 +54,9 @@ def add_parser(subparsers: Any) -> None:
                         "(not reproduced)' in every table")
     p.add_argument("--print", dest="print_tables", action="store_true",
                    help="also print the markdown tables")
+    p.add_argument("--html", action="store_true",
+                   help="also write P.html per protocol: sortable tables, charts, links to records and their figures "
+                        "(drawn under OUT/figures/)")
     p.add_argument("--strict", action="store_true",
                    help="fail on a malformed record instead of skipping it with a warning")
     p.set_defaults(func=main)
@@ -72,6 +82,11 @@ def warnings_to_stderr() -> Iterator[None]:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
+def default_out(runs: list[str]) -> Path:
+    """Where a user's tables go without ``--out``: ``leaderboard`` inside the first runs directory."""
+    return Path(runs[0]) / "leaderboard"
+
+
 def main(args: argparse.Namespace) -> int:
     from fasbench.leaderboard import parse_metrics, write_leaderboard
     from fasbench.records import RecordWarning, load_records
@@ -79,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     dirs = getattr(args, "runs", None) or ["runs"]
     dirs = [dirs] if isinstance(dirs, str) else list(dirs)
     runs = ", ".join(str(d) for d in dirs)
-    out = getattr(args, "out", "leaderboard")
+    out = getattr(args, "out", None) or default_out(dirs)
     protocol = getattr(args, "protocol", None)
     reported = getattr(args, "reported", None)
     metrics = parse_metrics(getattr(args, "metrics", None))
@@ -108,10 +123,20 @@ def main(args: argparse.Namespace) -> int:
                 )
             records = [r for r in records if r.protocol == protocol]
         paths = write_leaderboard(records, out, reported=reported, metrics=metrics)
+        figures: list = []
+        if getattr(args, "html", False):
+            from fasbench.leaderboard.html import write_html
+
+            written = write_html(records, out, reported=reported, metrics=metrics)
+            pages = [p for p in written if p.suffix == ".html"]
+            figures = [p for p in written if p.suffix not in (".html", ".json")]
+            paths += pages
 
     print(f"{len(records)} run record{'s' if len(records) != 1 else ''} from {runs}")
     for path in paths:
         print(f"wrote {path}")
+    if figures:
+        print(f"wrote {len(figures)} figure(s) under {Path(out) / 'figures'}")
     if print_tables:
         for path in paths:
             if path.suffix == ".md":

@@ -82,7 +82,8 @@ def render(fig: Any, fmt: str) -> bytes:
     if fmt not in FORMATS:
         raise FasbenchError(f"figure format {fmt!r} is not supported; use {', '.join(FORMATS)}")
     buf = io.BytesIO()
-    metadata = {"Date": None} if fmt == "svg" else {}
+    # SVG: no date and no RDF block (whose namespace URLs would be the page's only outside references)
+    metadata = dict.fromkeys(("Date", "Type", "Format", "Creator")) if fmt == "svg" else {}
     with matplotlib.rc_context(_RC):
         fig.savefig(buf, format=fmt, metadata=metadata, dpi=110 if fmt == "png" else None)
     return buf.getvalue()
