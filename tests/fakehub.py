@@ -16,6 +16,33 @@ It serves what ``hf_hub_download`` asks for:
 - ``GET /api/agent-harnesses``: an empty registry (huggingface_hub asks for it when it builds
   its user agent).
 
+and what ``HfApi.create_repo``, ``create_branch`` and ``create_commit`` (so ``upload_file`` and
+``upload_folder`` too) call, as huggingface_hub 2.x sends it (``hf_api.py``, ``_commit_api.py``,
+``lfs.py``):
+
+- ``POST /api/repos/create`` (``{"name", "organization", "visibility"}``): a new repository
+  whose ``main`` holds the Hub's default ``.gitattributes``; 409 when it exists.
+- ``POST /api/models/{repo}/branch/{branch}`` (``{"startingPoint"}``): a branch at that commit
+  (default: ``main``'s); 409 when it exists.
+- ``POST /api/validate-yaml``: the YAML front matter of a ``README.md`` must parse (400 with
+  ``errors`` otherwise).
+- ``POST /api/models/{repo}/preupload/{revision}``: per file ``uploadMode`` ``lfs`` (a name
+  the default ``.gitattributes`` tracks, 10 MiB or more, or a NUL byte in the sample) or
+  ``regular``, and the ``oid`` of the file already there (sha256 for LFS, git blob sha1
+  otherwise), which the client compares to skip unchanged files.
+- ``POST /{repo}.git/info/lfs/objects/batch``: the git LFS batch API, ``basic`` transfer: an
+  ``upload`` action (``PUT /lfs-upload/{oid}``, whose body must hash to ``oid``) and a
+  ``verify`` action (``POST /lfs-verify``), or no action for an object already stored.
+- ``POST /api/models/{repo}/commit/{revision}``: the NDJSON commit (``header``, ``file`` with
+  base64 content, ``lfsFile`` naming an uploaded object, ``deletedFile``); the new tree is
+  served by ``/resolve`` at once, byte for byte.
+- ``GET /api/models/{repo}[/revision/{revision}]``: the repository's commit and files.
+
+Writes need ``Authorization: Bearer ...`` (401 otherwise, like the Hub), and a private
+repository is served only with one. Uploads go through the LFS batch API: the fake does not
+speak Xet, so :meth:`FakeHub.patch` and :meth:`FakeHub.env` set ``HF_HUB_DISABLE_XET`` (with
+``hf_xet`` installed the client would otherwise upload LFS files through Xet storage).
+
 In a test::
 
     from fakehub import fake_hub  # noqa: F401  (the fixture)
@@ -32,6 +59,7 @@ subprocess.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import json
@@ -80,6 +108,26 @@ class Published:
 class _Repo:
     refs: dict[str, str] = field(default_factory=dict)  # branch/tag/refs/pr/N -> commit
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit -> {path: bytes}
+    private: bool = False
+
+
+#: The LFS patterns of the ``.gitattributes`` the Hub writes into a new model repository (file
+#: name endings; the Hub's list also has ``saved_model/**/*`` and ``*tfevents*``).
+LFS_SUFFIXES = (".7z", ".arrow", ".bin", ".bz2", ".ckpt", ".ftz", ".gz", ".h5", ".joblib", ".lfs", ".mlmodel", ".model",
+                ".msgpack", ".npy", ".npz", ".onnx", ".ot", ".parquet", ".pb", ".pickle", ".pkl", ".pt", ".pth", ".rar",
+                ".safetensors", ".tar", ".tflite", ".tgz", ".wasm", ".xz", ".zip", ".zst")
+GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES).encode()
+LFS_SIZE = 10 * 1024 * 1024
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git object id of a file's content (what the Hub reports for a regular file)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def is_lfs(path: str, size: int, sample: bytes = b"") -> bool:
+    """Whether the Hub would store ``path`` with LFS (see the module docstring)."""
+    return path.lower().endswith(LFS_SUFFIXES) or ".tar." in path.lower() or size >= LFS_SIZE or b"\0" in sample
 
 
 @dataclass(frozen=True)
@@ -102,6 +150,7 @@ class FakeHub:
         self.cdn = cdn
         self.requests: list[Request] = []
         self._repos: dict[str, _Repo] = {}
+        self._lfs: dict[str, bytes] = {}  # uploaded LFS objects by sha256
         self._lock = threading.Lock()
         self._servers: list[http.server.ThreadingHTTPServer] = []
         self.url = ""
@@ -146,6 +195,19 @@ class FakeHub:
     def commit_of(self, repo_id: str, revision: str = "main") -> str:
         return self._repos[repo_id].refs[revision]
 
+    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """The tree of ``revision`` (a branch, tag or commit) of ``repo_id``: {path: bytes}."""
+        with self._lock:
+            repo = self._repos[repo_id]
+            return dict(repo.commits[repo.refs.get(revision, revision)])
+
+    def is_private(self, repo_id: str) -> bool:
+        return self._repos[repo_id].private
+
+    def api_requests(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of the requests other than downloads, in order (what the client called)."""
+        return [(r.method, r.path) for r in self.requests if "/resolve/" not in r.path and r.server == "hub"]
+
     def resolve_requests(self) -> list[Request]:
         """The ``/resolve/`` requests received so far (what ``hf_hub_download`` sent)."""
         return [r for r in self.requests if "/resolve/" in r.path or r.server == "cdn"]
@@ -161,6 +223,7 @@ class FakeHub:
             "HF_HUB_CACHE": str(self.cache_dir),
             "HF_HUB_OFFLINE": "0",
             "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_XET": "1",
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }
@@ -188,6 +251,7 @@ class FakeHub:
             "AGENT_HARNESSES_PATH": str(self.home / ".agent_harnesses.json"),
             "HF_HUB_OFFLINE": False,
             "HF_HUB_DISABLE_TELEMETRY": True,
+            "HF_HUB_DISABLE_XET": True,
         }
         for name, value in values.items():
             if hasattr(constants, name):
@@ -233,12 +297,12 @@ class FakeHub:
                             return data
         return None
 
-    def _lookup(self, repo_id: str, revision: str, path: str) -> tuple[int, dict[str, str], bytes | None]:
+    def _lookup(self, repo_id: str, revision: str, path: str, authorized: bool = True) -> tuple[int, dict[str, str], bytes | None]:
         """(status, headers, file bytes) for a /resolve request."""
         with self._lock:
             repo = self._repos.get(repo_id)
-            if repo is None:
-                return 404, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, None
+            if repo is None or (repo.private and not authorized):
+                return (404 if repo is None else 401), {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, None
             commit = repo.refs.get(revision) or (revision if revision in repo.commits else None)
             if commit is None:
                 return 404, {"X-Error-Code": "RevisionNotFound", "X-Error-Message": "Invalid rev id"}, None
@@ -247,6 +311,152 @@ class FakeHub:
             return 404, {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found",
                          "X-Repo-Commit": commit}, None
         return 200, {"X-Repo-Commit": commit}, data
+
+    # ------------------------------------------------------------------- the write API
+
+    def _repo_rev(self, repo_id: str, revision: str) -> tuple[_Repo | None, str | None, tuple[int, dict] | None]:
+        repo = self._repos.get(repo_id)
+        if repo is None:
+            return None, None, (404, {"X-Error-Code": "RepoNotFound", "error": f"Repository {repo_id} not found"})
+        commit = repo.refs.get(revision) or (revision if revision in repo.commits else None)
+        if commit is None:
+            return repo, None, (404, {"X-Error-Code": "RevisionNotFound", "error": f"Invalid rev id: {revision}"})
+        return repo, commit, None
+
+    def api(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, JSON payload) of a write-API request (see the module docstring)."""
+        parts = [unquote(p) for p in path.split("/")[1:]]
+        if method == "POST" and path == "/api/repos/create":
+            req = json.loads(body or b"{}")
+            repo_id = f"{req.get('organization')}/{req['name']}"
+            if req.get("type") not in (None, "model"):
+                return 400, {}, {"error": "this fake Hub serves model repositories only"}
+            with self._lock:
+                if repo_id in self._repos:
+                    return 409, {}, {"error": "You already created this model repo", "url": f"{self.url}/{repo_id}"}
+                self._repos[repo_id] = _Repo(private=req.get("visibility") == "private" or bool(req.get("private")))
+            self.publish(repo_id, {".gitattributes": GITATTRIBUTES})
+            return 200, {}, {"url": f"{self.url}/{repo_id}", "name": repo_id}
+        if method == "POST" and path == "/api/validate-yaml":
+            import yaml
+
+            text = json.loads(body or b"{}").get("content", "")
+            m = re.match(r"^---\n(.*?)\n---\n", text, re.S)
+            try:
+                meta = yaml.safe_load(m.group(1)) if m else {}
+            except yaml.YAMLError as exc:
+                return 400, {}, {"errors": [{"message": f"invalid YAML: {exc}"}], "warnings": []}
+            if m and not isinstance(meta, dict):
+                return 400, {}, {"errors": [{"message": "the metadata must be a mapping"}], "warnings": []}
+            return 200, {}, {"errors": [], "warnings": []}
+        if method == "POST" and len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] in ("preupload", "commit", "branch"):
+            repo_id, action, revision = f"{parts[2]}/{parts[3]}", parts[4], parts[5]
+            if action == "branch":
+                return self._create_branch(repo_id, revision, json.loads(body or b"{}"))
+            with self._lock:
+                repo, commit, err = self._repo_rev(repo_id, revision)
+                if err is not None:
+                    return err[0], {"X-Error-Code": err[1]["X-Error-Code"]}, {"error": err[1]["error"]}
+                tree = dict(repo.commits[commit])
+            if action == "preupload":
+                files = []
+                for f in json.loads(body)["files"]:
+                    old = tree.get(f["path"])
+                    lfs = is_lfs(f["path"], int(f["size"]), base64.b64decode(f.get("sample", "")))
+                    oid = None if old is None else (hashlib.sha256(old).hexdigest() if lfs else git_blob_sha1(old))
+                    files.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
+                                  "oid": oid})
+                return 200, {}, {"files": files, "commitOid": commit}
+            return self._commit(repo_id, revision, commit, body)
+        if method == "POST" and len(parts) == 6 and parts[1].endswith(".git") and parts[2:] == ["info", "lfs", "objects", "batch"]:
+            if f"{parts[0]}/{parts[1][:-4]}" not in self._repos:
+                return 404, {"X-Error-Code": "RepoNotFound"}, {"message": "Repository not found"}
+            req = json.loads(body)
+            objects = []
+            for o in req.get("objects", []):
+                entry = {"oid": o["oid"], "size": o["size"], "authenticated": True}
+                with self._lock:
+                    have = o["oid"] in self._lfs
+                if not have:
+                    entry["actions"] = {"upload": {"href": f"{self.url}/lfs-upload/{o['oid']}"},
+                                        "verify": {"href": f"{self.url}/lfs-verify"}}
+                objects.append(entry)
+            return 200, {"Content-Type": "application/vnd.git-lfs+json"}, {"transfer": "basic", "objects": objects}
+        if method == "PUT" and len(parts) == 2 and parts[0] == "lfs-upload":
+            if hashlib.sha256(body).hexdigest() != parts[1]:
+                return 400, {}, {"error": "the uploaded content does not hash to its oid"}
+            with self._lock:
+                self._lfs[parts[1]] = bytes(body)
+            return 200, {}, {}
+        if method == "POST" and path == "/lfs-verify":
+            req = json.loads(body)
+            with self._lock:
+                data = self._lfs.get(req.get("oid"))
+            if data is None or len(data) != req.get("size"):
+                return 404, {}, {"error": "object not found"}
+            return 200, {}, {}
+        if method == "GET" and len(parts) >= 4 and parts[:2] == ["api", "models"]:
+            repo_id = f"{parts[2]}/{parts[3]}"
+            revision = parts[5] if len(parts) >= 6 and parts[4] == "revision" else "main"
+            with self._lock:
+                repo, commit, err = self._repo_rev(repo_id, revision)
+                if err is not None:
+                    return err[0], {"X-Error-Code": err[1]["X-Error-Code"]}, {"error": err[1]["error"]}
+                tree = repo.commits[commit]
+                private = repo.private
+            return 200, {}, {"id": repo_id, "modelId": repo_id, "sha": commit, "private": private,
+                             "siblings": [{"rfilename": p} for p in sorted(tree)]}
+        return 404, {}, {"error": f"the fake Hub does not serve {method} {path}"}
+
+    def _create_branch(self, repo_id: str, branch: str, req: dict) -> tuple[int, dict[str, str], Any]:
+        with self._lock:
+            repo, start, err = self._repo_rev(repo_id, req.get("startingPoint") or "main")
+            if err is not None:
+                return err[0], {"X-Error-Code": err[1]["X-Error-Code"]}, {"error": err[1]["error"]}
+            if branch in repo.refs:
+                return 409, {}, {"error": f"Reference already exists: refs/heads/{branch}"}
+            repo.refs[branch] = start
+        return 200, {}, {}
+
+    def _commit(self, repo_id: str, revision: str, head: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+        """Apply an NDJSON commit to ``revision`` (whose head is ``head``)."""
+        files: dict[str, bytes] = {}
+        deleted: list[str] = []
+        summary = ""
+        for line in body.decode().splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            key, value = item["key"], item["value"]
+            if key == "header":
+                summary = value.get("summary", "")
+                parent = value.get("parentCommit")
+                if parent is not None and parent != head:
+                    return 412, {}, {"error": f"A commit has happened since {parent}: the parent commit is outdated"}
+            elif key == "file":
+                if value.get("encoding") != "base64":
+                    return 400, {}, {"error": f"unsupported encoding {value.get('encoding')!r}"}
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                with self._lock:
+                    data = self._lfs.get(value["oid"])
+                if data is None or ("size" in value and len(data) != value["size"]):
+                    return 422, {}, {"error": f"Your push was rejected because an LFS pointer pointed to a file that does "
+                                              f"not exist ({value['path']}: {value['oid']})"}
+                files[value["path"]] = data
+            elif key in ("deletedFile", "deletedFolder"):
+                deleted.append(value["path"])
+            else:
+                return 400, {}, {"error": f"unknown commit operation {key!r}"}
+        if not summary:
+            return 400, {}, {"error": "a commit needs a summary"}
+        tree = self.files(repo_id, head)
+        for p in deleted:
+            for q in [q for q in tree if q == p or q.startswith(p.rstrip("/") + "/")]:
+                del tree[q]
+        tree.update(files)
+        commit = self.publish(repo_id, tree, revision=revision, replace=True)
+        return 200, {}, {"commitUrl": f"{self.url}/{repo_id}/commit/{commit}", "commitOid": commit, "pullRequestUrl": None}
 
 
 def _make_handler(hub: FakeHub, role: str) -> type[http.server.BaseHTTPRequestHandler]:
@@ -261,6 +471,38 @@ def _make_handler(hub: FakeHub, role: str) -> type[http.server.BaseHTTPRequestHa
 
         def do_GET(self) -> None:
             self._handle(body=True)
+
+        def do_POST(self) -> None:
+            self._write()
+
+        def do_PUT(self) -> None:
+            self._write()
+
+        def _read_body(self) -> bytes:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                out = bytearray()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return bytes(out)
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _write(self) -> None:
+            split = urlsplit(self.path)
+            hub.requests.append(Request(role, self.command, split.path, dict(self.headers.items())))
+            body = self._read_body()
+            public = split.path.startswith(("/lfs-upload/", "/lfs-verify")) or split.path == "/api/validate-yaml"
+            if not public and not (self.headers.get("Authorization") or "").startswith("Bearer "):
+                payload = json.dumps({"error": "Invalid credentials in Authorization header"}).encode()
+                self._send(401, {"Content-Type": "application/json"}, payload)
+                return
+            status, headers, obj = hub.api(self.command, split.path, split.query, body)
+            payload = json.dumps(obj).encode()
+            self._send(status, {"Content-Type": "application/json", **headers}, payload)
 
         def _send(self, status: int, headers: Mapping[str, str], payload: bytes = b"", body: bool = True) -> None:
             self.send_response(status)
@@ -299,13 +541,18 @@ def _make_handler(hub: FakeHub, role: str) -> type[http.server.BaseHTTPRequestHa
                 payload = json.dumps({"standardEnvVars": [], "harnesses": {}}).encode()
                 self._send(200, {"Content-Type": "application/json"}, payload, body)
                 return
+            if raw_path.startswith("/api/models/") and self.command == "GET":
+                status, headers, obj = hub.api("GET", raw_path, "", b"")
+                self._send(status, {"Content-Type": "application/json", **headers}, json.dumps(obj).encode(), body)
+                return
             if len(parts) < 5 or parts[2] != "resolve":
                 self._send(404, {}, b"not found", body)
                 return
             repo_id = f"{unquote(parts[0])}/{unquote(parts[1])}"
             revision = unquote(parts[3])
             path = "/".join(unquote(p) for p in parts[4:])
-            status, headers, data = hub._lookup(repo_id, revision, path)
+            authorized = (self.headers.get("Authorization") or "").startswith("Bearer ")
+            status, headers, data = hub._lookup(repo_id, revision, path, authorized)
             if data is None:
                 payload = json.dumps({"error": headers.get("X-Error-Message", "")}).encode()
                 self._send(status, {**headers, "Content-Type": "application/json"}, payload, body)
