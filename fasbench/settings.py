@@ -59,6 +59,7 @@ class TrainerSettings(Section):
     grad_clip: NonNegativeFloat  # 0 = off
     logger: Logger  # csv (always) and/or tensorboard (fasbench.engine.logs)
     keep_checkpoints: NonNegativeInt  # step checkpoints kept once the run is complete (0 = none)
+    jobs_per_gpu: PositiveInt  # sweep jobs sharing one GPU under a local launcher (fasbench.engine.gpu_slots)
 
 
 class OptimSettings(Section):

@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
         description="Train METHOD on every task of a protocol (one run record per task and seed). "
                     "Extra key=value tokens are Hydra overrides, e.g. trainer.max_steps=600 optim.lr=3e-4.",
     )
-    p.add_argument("method", help="a registered method (`fasbench ls methods`)")
+    p.add_argument("method", help="a registered method (`fasbench ls methods`); with -m, several separated by commas "
+                                  "(erm,dat,dtda) sweep them")
     p.add_argument("--protocol", "-p", help="registered protocol (MICO, LimitedSource, Intra) or ad hoc, e.g. 'OCI->M' (default: MICO)")
     p.add_argument("--data", help="dataset (`fasbench ls datasets`): real (your copies, the default once their roots "
                                   "are configured, docs/datasets.md) or synthetic (the default otherwise)")
@@ -43,13 +44,21 @@ def add_parser(subparsers) -> None:
                    help="keep complete records and continue interrupted tasks from their last checkpoint")
     p.add_argument("--multirun", "-m", action="store_true",
                    help="Hydra sweep over comma-separated overrides (e.g. optim.lr=1e-3,3e-4 seed=0,1,2)")
+    p.add_argument("--cfg", action="store_true",
+                   help="print the composed config (YAML, with --protocol/--seed/--out/--tasks applied; every job's with -m) "
+                        "and exit without running")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     p.set_defaults(func=main, accepts_overrides=True)
 
 
+def _has_key(overrides, key: str) -> bool:
+    return any(str(o).split("=", 1)[0].lstrip("+~") == key for o in overrides or [])
+
+
 def _base_overrides(args) -> list[str]:
-    ov = [f"method={args.method}"]
+    # a -m sweep's method=erm,dat override replaces METHOD; METHOD itself may list several (erm,dat)
+    ov = [] if args.multirun and _has_key(getattr(args, "overrides", None), "method") else [f"method={args.method}"]
     if args.data:
         ov.append(f"data={args.data}")
     elif not any(str(o).startswith("data=") for o in getattr(args, "overrides", None) or []):
@@ -78,7 +87,13 @@ def _apply_args(cfg, args) -> None:
 def _check_names(args) -> None:
     from fasbench import plugins
 
-    plugins.registry("methods").get(args.method)
+    methods = [m.strip() for m in str(args.method).split(",")]
+    if len(methods) > 1 and not args.multirun:
+        raise FasbenchError(f"METHOD {args.method!r} names several methods: sweep them with -m "
+                            f"(fasbench run {args.method} -m ...), or run one at a time")
+    if not (args.multirun and _has_key(getattr(args, "overrides", None), "method")):
+        for m in methods:
+            plugins.registry("methods").get(m)
     if args.data:
         plugins.registry("datasets").get(args.data)
     if args.protocol:
@@ -100,6 +115,14 @@ def main(args) -> int:
     seeds = _seeds(args.seeds) if args.seeds else None
     for s in seeds or ():
         config.check_root({**{k: cfg.get(k) for k in ("protocol", "tasks", "out", "device")}, "seed": s})
+    if args.cfg:  # like Hydra's --cfg job: what would run, nothing run
+        from omegaconf import OmegaConf
+
+        if seeds:
+            print(f"# one run per task for each of the seeds {','.join(map(str, seeds))} (seed below: the first)")
+            cfg.seed = seeds[0]
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        return 0
     echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
     records = run_protocol(cfg, seeds=seeds, resume=args.resume, progress=not args.no_progress, echo=echo)
     if args.json:
@@ -113,92 +136,140 @@ def main(args) -> int:
     return 0
 
 
+#: the launcher plugins of the ``sweep`` extra: Hydra's name -> (module, distribution)
+LAUNCHERS = {"joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+             "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+             "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher")}
+
+
+def _check_launcher(overrides: list[str]) -> None:
+    import importlib.util
+
+    for o in overrides:
+        key, _, value = str(o).partition("=")
+        if key.lstrip("+~") != "hydra/launcher" or value not in LAUNCHERS:
+            continue
+        module, dist = LAUNCHERS[value]
+        try:
+            found = importlib.util.find_spec(module) is not None and (
+                not value.startswith("submitit") or importlib.util.find_spec("submitit") is not None)
+        except ImportError:  # the hydra_plugins namespace itself is missing
+            found = False
+        if not found:
+            raise FasbenchError(f"hydra/launcher={value} needs {dist}: pip install 'fasbench[sweep]'")
+
+
 def _multirun(args) -> int:
-    """Sweep through Hydra's launcher mechanism (basic launcher by default; joblib or
-    submitit when their hydra plugins are installed: hydra/launcher=joblib)."""
+    """Sweep through Hydra's launcher mechanism: the basic launcher (one job after the other) by
+    default; joblib (``hydra/launcher=joblib``: parallel jobs on this machine) and submitit
+    (``submitit_local``, ``submitit_slurm``) with the ``sweep`` extra (docs/sweeps.md).
+
+    Every job is composed and checked, and the plan written, before the first one starts; jobs
+    whose runs are all complete are dropped before they are queued; the jobs run in whatever
+    processes the launcher picks (:class:`fasbench.engine.sweep.SweepJob`) and report to files,
+    which give the summary and the exit status (1 when a job failed or left no result)."""
+    import json
+
     import hydra
-    from omegaconf import DictConfig
 
     from fasbench.config import store_plugin_configs
-    from fasbench.engine.run import run_protocol
+    from fasbench.engine.sweep import SweepJob, install_sweeper, result_path, write_plan
 
     store_plugin_configs()
-    seeds = args.seeds
-
-    @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-    def app(cfg: DictConfig) -> None:
-        from hydra.core.hydra_config import HydraConfig
-        from omegaconf import OmegaConf
-
-        # every job of the sweep writes its records below its own output directory, named by
-        # its overrides, so jobs never overwrite each other and --resume finds them again
-        OmegaConf.set_struct(cfg, False)
-        hc = HydraConfig.get()
-        cfg.out = hc.runtime.output_dir
-        try:  # a sweep's jobs always resume (the run identity guards what is continued)
-            run_protocol(cfg, resume=True, progress=not args.no_progress)
-        except Exception as exc:  # one line, and the sweep goes on (Hydra would print a traceback and stop)
-            text = str(exc) if isinstance(exc, FasbenchError) else f"{type(exc).__name__}: {exc}"
-            print(f"fasbench: error: sweep job [{' '.join(hc.overrides.task)}]: {text}", file=sys.stderr)
-            failures.append(f"{' '.join(hc.overrides.task)}] {text.splitlines()[0][:300]}")
-
     overrides = _base_overrides(args)
     if args.protocol:
         overrides.append(f"protocol='{args.protocol}'")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    if seeds:
-        overrides.append(f"seed={','.join(str(s) for s in _seeds(seeds))}")
+    if args.seeds:
+        overrides.append(f"seed={','.join(str(s) for s in _seeds(args.seeds))}")
     if args.out:
         overrides.append(f"out={args.out}")
     if args.tasks:
         overrides.append(f"tasks=[{args.tasks}]")
     out = args.out or "runs"
-    jobs = _check_sweep([*overrides, *args.overrides])
-    from omegaconf import OmegaConf
-
-    from fasbench.engine.sweep import job_dirname, job_key, write_plan
-
-    OmegaConf.register_new_resolver("fasbench_jobdir", lambda task: job_dirname(list(task)), replace=True)
-    OmegaConf.register_new_resolver("fasbench_jobkey", lambda task: job_key(list(task)), replace=True)
+    _check_launcher(list(args.overrides))
+    jobs = _check_sweep([*overrides, *args.overrides], show=args.cfg)
+    if args.cfg:
+        return 0
+    todo = [j for j in jobs if not j["complete"]]
     plan = write_plan(Path(out) / "multirun", jobs)
-    print(f"sweep of {len(jobs)} job(s), {sum(len(j['run_dirs']) for j in jobs)} run(s); plan {plan}; "
-          f"status: fasbench sweep status --out {out}", file=sys.stderr)
-    argv = ["fasbench", "--multirun", *overrides, *args.overrides,
-            f"hydra.sweep.dir={out}/multirun",
-            # named by the overrides that are not already in the run path (PROTOCOL/METHOD/TASK/seedN),
-            # hashed when too long for a file name; each job keeps its own .hydra folder
-            "hydra.sweep.subdir='${fasbench_jobdir:${hydra.overrides.task}}'",
-            "hydra.output_subdir='.hydra/${fasbench_jobkey:${hydra.overrides.task}}'"]
-    failures.clear()
-    saved = sys.argv
+    n_runs = sum(len(j["run_dirs"]) for j in jobs)
+    skipped = len(jobs) - len(todo)
+    print(f"sweep of {len(jobs)} job(s), {n_runs} run(s)"
+          + (f"; {skipped} job(s) complete, skipped" if skipped else "")
+          + f"; plan {plan}; status: fasbench sweep status --out {out}", file=sys.stderr)
+    if not todo:
+        print(f"fasbench: every job of this sweep is complete; records under {out}/multirun", file=sys.stderr)
+        return 0
+    results = plan.with_suffix("")
+    results.mkdir(parents=True, exist_ok=True)
+    hydra_overrides = [f"hydra.sweep.dir={out}/multirun",
+                       # named by the overrides that are not already in the run path (PROTOCOL/METHOD/TASK/seedN),
+                       # hashed when too long for a file name; each job keeps its own .hydra folder
+                       "hydra.sweep.subdir='${fasbench_jobdir:${hydra.overrides.task}}'",
+                       "hydra.output_subdir='.hydra/${fasbench_jobkey:${hydra.overrides.task}}'",
+                       "hydra.job.name=fasbench"]
+    if not _has_key(args.overrides, "hydra/sweeper"):
+        hydra_overrides.append(install_sweeper([j["key"] for j in jobs if j["complete"]]))
+    argv = ["fasbench", "--multirun", *overrides, *args.overrides, *hydra_overrides]
+    app = hydra.main(version_base="1.3", config_path="pkg://fasbench.conf", config_name="config")(
+        SweepJob(progress=not args.no_progress, results=str(results)))
+    saved, stopped = sys.argv, None
     sys.argv = argv
     try:
         app()
+    except SystemExit as exc:  # Hydra printed its error (a launcher that failed, a job that raised past us)
+        stopped = exc.code
     finally:
         sys.argv = saved
-    if failures:
-        print(f"fasbench: {len(failures)} of {len(jobs)} sweep job(s) failed (each wrote failed.json in its run directory):",
+    failed, missing = [], []
+    for job in todo:
+        path = result_path(results, job["overrides"])
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, ValueError):
+            missing.append(job)
+            continue
+        if res.get("status") != "complete":
+            failed.append(f"{' '.join(job['overrides'])}] {res.get('message', '')[:300]}")
+    if failed:
+        print(f"fasbench: {len(failed)} of {len(jobs)} sweep job(s) failed (each wrote failed.json in its run directory):",
               file=sys.stderr)
-        for f in failures:
-            print(f"  [{f}]", file=sys.stderr)
-        return 1
-    return 0
+        for f in failed:
+            print(f"  [{f}", file=sys.stderr)
+    if missing:
+        print(f"fasbench: {len(missing)} of {len(jobs)} sweep job(s) left no result (killed, timed out, or the launcher "
+              f"failed{'' if stopped in (None, 0) else ': see the error above'}); `fasbench sweep status --out {out}` "
+              "shows where each run stands, and the same command again resumes them:", file=sys.stderr)
+        for job in missing:
+            print(f"  [{' '.join(job['overrides'])}]", file=sys.stderr)
+    return 1 if failed or missing or stopped not in (None, 0) else 0
 
 
-#: the jobs of the running sweep that failed (their overrides and error), for the summary
-failures: list[str] = []
+def _job_methods(jobs: list[list[str]]) -> list[str]:
+    names: list[str] = []
+    for job in jobs:
+        for o in job:
+            key, _, value = o.partition("=")
+            if key.lstrip("+~") == "method" and value not in names:
+                names.append(value)
+    return names
 
 
-def _check_sweep(overrides: list[str]) -> list[dict]:
+def _check_sweep(overrides: list[str], show: bool = False) -> list[dict]:
     """Compose and check every job of a sweep before any is launched (Hydra's own expansion of
     the overrides), so a bad value in one job is one line and exit 2, not a failure hours in.
-    Returns the plan: per job, its overrides and the run directories it will write."""
+    Returns the plan: per job, its overrides, key, the run directories it will write, and
+    whether they all hold a complete record of this configuration already (then it is skipped).
+    ``show``: print every job's composed config (``--cfg``)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
 
-    from fasbench import config
+    from fasbench import config, plugins
+    from fasbench.engine.identity import config_hash
     from fasbench.engine.run import check_optimizer, resolve_protocol
     from fasbench.engine.trainer import check_writable
 
@@ -207,8 +278,10 @@ def _check_sweep(overrides: list[str]) -> list[dict]:
         (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(plain), None)
     except HydraException as exc:
         raise FasbenchError(f"bad sweep override: {str(exc).splitlines()[0]}") from None
+    for name in _job_methods(jobs):  # every method name, before anything is composed or launched
+        plugins.registry("methods").get(name)
     from fasbench.engine.run import _selected_tasks, run_dir_for
-    from fasbench.engine.sweep import job_dirname
+    from fasbench.engine.sweep import is_complete, job_dirname, job_key
 
     seen: set[tuple[str, str, str]] = set()
     plan = []
@@ -223,9 +296,14 @@ def _check_sweep(overrides: list[str]) -> list[dict]:
             seen.add(key)
             check_optimizer(str(cfg.optim.name))
             check_writable(Path(str(cfg.out)))
+        OmegaConf.set_struct(cfg, False)
         cfg.out = str(Path(str(cfg.out)) / "multirun" / job_dirname(job))
+        if show:
+            print(f"# sweep job [{' '.join(job)}]\n{OmegaConf.to_yaml(cfg, resolve=True)}---")
         run_dirs = [str(run_dir_for(cfg, protocol, t.name)) for t in _selected_tasks(protocol, cfg.get("tasks"))]
-        plan.append({"overrides": list(job), "job_dir": str(cfg.out), "run_dirs": run_dirs})
+        done = is_complete(run_dirs, config_hash(OmegaConf.to_container(cfg, resolve=True)))
+        plan.append({"overrides": list(job), "key": job_key(job), "job_dir": str(cfg.out), "run_dirs": run_dirs,
+                     "complete": done})
     return plan
 
 

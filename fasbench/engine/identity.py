@@ -14,7 +14,7 @@ from fasbench.records import fields_diff
 #: ``device`` is left out because the effective precision (cpu-fp32, cuda-bf16, ...) is part of
 #: the run identity instead; the ``eval.metrics`` list and the bootstrap settings only choose
 #: which numbers are reported, never the numbers themselves.
-NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.log_every",
+NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.jobs_per_gpu", "trainer.log_every",
                    "trainer.checkpoint_every", "eval.batch_size", "eval.metrics", "eval.bootstrap",
                    "eval.ci_level", "data.cache_dir", "data.roots")
 
