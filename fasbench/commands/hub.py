@@ -293,7 +293,17 @@ def eval_config(rec: Any, weights_uri: str, args: argparse.Namespace) -> Any:
     cfg = copy.deepcopy(rec.config)
     for keys in NON_PORTABLE:
         _drop(cfg, keys)
-    cfg.setdefault("data", {})
+    # keys this fasbench has and the pushed run's did not (added later) take their defaults
+    method, data = (cfg.get("method") or {}).get("name"), (cfg.get("data") or {}).get("name")
+    try:
+        base = fconfig.compose([f"method={method}", f"data={data}"], check=False)
+    except FasbenchError as exc:
+        raise FasbenchError(f"the pushed run used method {method!r} on dataset {data!r}, which this fasbench cannot compose "
+                            f"(install the plugin that provides it): {exc}") from None
+    base = OmegaConf.to_container(base, resolve=True)
+    for keys in NON_PORTABLE[:3]:
+        _drop(base, keys)
+    cfg = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(cfg)), resolve=True)
     cfg["protocol"] = args.protocol
     cfg["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     cfg["seed"] = int(args.seed) if args.seed is not None else int(rec.seed)
@@ -310,11 +320,9 @@ def eval_config(rec: Any, weights_uri: str, args: argparse.Namespace) -> Any:
         if not sep or not key:
             raise FasbenchError(f"override {item!r}: write key=value, e.g. data.roots.M=/data/MSU-MFSD")
         OmegaConf.update(conf, key, OmegaConf.from_dotlist([f"v={value}"]).v, force_add=True)
-    from fasbench.errors import FasbenchError as _E
-
     try:
         return fconfig.check_config(conf)
-    except _E as exc:
+    except FasbenchError as exc:
         raise FasbenchError(f"the configuration of the pushed run does not fit this fasbench: {exc}") from None
 
 
