@@ -84,7 +84,8 @@ def test_model_card_states_the_numbers_with_their_policy_and_selection(run, hub,
     assert f"Checkpoint: step {sel.selected_step} of {sel.candidates}, selected by rule `source-val` on `val/EER` " \
            "reading source-val data (no target labels)" in card
     assert f"content fingerprint `{rec.data.fingerprint}`" in card
-    assert "- student: `timm/resnet18` v1" in card and "- method: `erm` v1 (baselines)" in card
+    assert "- student: `timm/resnet18` v1, plugin fasbench" in card and "- method: `erm` v1, plugin baselines" in card
+    assert f'fasbench eval hf-hub:org/tiny-erm --protocol "{rec.protocol}" --tasks I' in card
     assert f"| model.safetensors | `{rec.components.student.model_extra['saved']['sha256']}` |" in card
 
 

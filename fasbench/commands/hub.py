@@ -125,7 +125,7 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f}"
 
 
-def model_card(rec: Any, saved: dict[str, Any], files: dict[str, bytes]) -> str:
+def model_card(rec: Any, saved: dict[str, Any], files: dict[str, bytes], repo: str = "ORG/NAME") -> str:
     """The README.md of a pushed student, from its record (every number with its data,
     threshold policy and checkpoint selection)."""
     import hashlib
@@ -166,7 +166,7 @@ def model_card(rec: Any, saved: dict[str, Any], files: dict[str, bytes]) -> str:
         lines.append(f"| {data} | {policy} | " + " | ".join(cells) + f" | {b.threshold:.6g} | {b.n_videos} ({b.n_live}/{b.n_spoof}) |")
     ci_m = next((b.ci_method for _, _, b in rows if b.ci_method), None)
     if ci_m:
-        lines += ["", "Brackets: " + ", ".join(f"{k} {v}" for k, v in ci_m.items()) + "."]
+        lines += ["", "Brackets: bootstrap interval over videos (" + ", ".join(f"{k} {v}" for k, v in ci_m.items()) + ")."]
     d = rec.data
     lines += ["", "## Data", "",
               f"- dataset `{d.dataset}`, content fingerprint `{d.fingerprint}`",
@@ -176,16 +176,16 @@ def model_card(rec: Any, saved: dict[str, Any], files: dict[str, bytes]) -> str:
     for role in ("method", "student", "aligner", "dataset", "protocol"):
         c = getattr(comps, role)
         w = f", weights {c.weights.uri} (sha256 {c.weights.sha256})" if c.weights is not None and c.weights.uri else ""
-        lines.append(f"- {role}: `{c.name}` v{c.version} ({c.plugin or '?'}){w}")
+        lines.append(f"- {role}: `{c.name}` v{c.version}, plugin {c.plugin or '?'}{w}")
     for t in comps.teachers:
         w = f", weights {t.weights.uri} (sha256 {t.weights.sha256})" if t.weights is not None and t.weights.uri else ""
-        lines.append(f"- teacher: `{t.name}` v{t.version} ({t.plugin or '?'}, {t.kind or '?'}){w}")
+        lines.append(f"- teacher: `{t.name}` v{t.version}, plugin {t.plugin or '?'}, kind {t.kind or '?'}{w}")
     crop = rec.config.get("data", {}).get("crop_size")
     lines += ["", "## Use", "",
               f"Input: an RGB face crop in [0, 1], centre-cropped to {crop}x{crop} (the student normalises it itself). "
               f"Decide live when the probability is at least {rec.val.threshold:.6g}, the threshold chosen on the "
               "source-val split (no target data).", "", "```",
-              "fasbench eval hf-hub:ORG/NAME --protocol " + json.dumps(rec.protocol) + f" --tasks {task.target}"
+              f"fasbench eval hf-hub:{repo} --protocol " + json.dumps(rec.protocol) + f" --tasks {task.target}"
               "   # the numbers above again, no training",
               "fasbench predict RUN_DIR face.jpg   # after eval: RUN_DIR is the run directory it prints", "```", "",
               "## Files", "", "| file | sha256 |", "|---|---|"]
@@ -215,7 +215,7 @@ def push_main(args: argparse.Namespace) -> int:
         if not sp.is_file() or sha256_file(sp) != rec.scores.sha256:
             raise FasbenchError(f"{sp}: missing or not the scores file its record names (sha256); run the task again")
         files[rec.scores.file] = sp.read_bytes()
-    card = model_card(rec, saved, files).encode("utf-8")
+    card = model_card(rec, saved, files, repo).encode("utf-8")
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(endpoint=hub_endpoint())
