@@ -38,7 +38,9 @@ STUDENT_FILENAME = "student.safetensors"
 
 def _unwrap(module: Any) -> Any:
     """The module inside a DistributedDataParallel / DataParallel wrapper (itself otherwise)."""
-    return getattr(module, "module", module)
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    return module.module if isinstance(module, (DataParallel, DistributedDataParallel)) else module
 
 
 def student_output(method: Any, step: int) -> tuple[str, bytes, dict[str, Any]]:
