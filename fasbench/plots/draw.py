@@ -267,7 +267,7 @@ def draw_chart(data: dict[str, Any], title: str = "") -> Any:
     """One bar group per leaderboard row (method and run id), one bar per task and the average:
     the mean over seeds, with the sample std over seeds as error bar."""
     groups, tasks = data["groups"], data["tasks"]
-    fig = _figure(max(7.5, 0.9 + len(groups) * (0.28 * len(tasks) + 0.35)), 4.0)
+    fig = _figure(max(7.5, 0.9 + len(groups) * (0.22 * len(tasks) + 0.3)), 3.8 + 0.1 * min(len(groups), 12))
     ax = fig.subplots()
     width = 0.8 / max(len(tasks), 1)
     colors = _colors(len(tasks))
@@ -287,7 +287,9 @@ def draw_chart(data: dict[str, Any], title: str = "") -> Any:
 
     fig.legend(handles=[Patch(color="0.35" if j == len(tasks) - 1 else colors[j], label=t) for j, t in enumerate(tasks)],
                loc="outside lower center", ncols=len(tasks), frameon=False)
-    ax.set_xticks(range(len(groups)), [f"{g['method']}\n{g['run']}" for g in groups], fontsize=8)
+    seeds = [str(g["seeds"]).split(" ")[0] for g in groups]
+    ax.set_xticks(range(len(groups)), [f"{g['method']}\n{g['run']}\n{n} seed{'s' if n != '1' else ''}"
+                                       for g, n in zip(groups, seeds)], fontsize=8)
     ax.set_ylabel(f"target {data['metric']} (%)")
     top = max((b["mean"] + (b["std"] or 0.0) for g in groups for b in g["bars"] if b["mean"] is not None), default=1.0)
     ax.set_ylim(0, top * 1.08 + 1e-9)
