@@ -29,7 +29,10 @@ from fasbench_dtda.pretrain import PretrainConfig, pretrain, teacher_dirs  # noq
 #: A recipe small enough for seconds: 16 identities at 32 px, a handful of steps.
 TINY_PRETRAIN = PretrainConfig(subjects=4, live_videos=2, frames_per_video=2, image_size=32,
                                arc_steps=3, arc_batch=8, vq_steps=3, vq_batch=4, vq_width=8)
-METHODS = ("erm", "dat", "daa", "dtda-no-daa", "dtda-perceptual", "dtda-generative", "dtda")
+METHODS = ("erm", "dat", "daa", "dtda-no-daa", "dtda-perceptual", "dtda-generative", "dtda", "noise",
+           "dtda-random-teachers")
+#: the original attack of this plugin (one domain-only step towards uniform, no early stop)
+DOMAIN_ONLY = {"objective": "domain-only", "domain_loss": "uniform", "stop_kl": 0.0}
 #: The cache key of the default stand-in recipe: the folder of the teachers the committed DTDA
 #: leaderboard records name (sha256 ecf4c8c7... perceptual, 08faf3e6... generative).
 RECORDED_KEY = "synthetic-v2-84e25200c37c"
@@ -131,7 +134,8 @@ def test_kd_losses_are_cosine_distances_in_range(teacher_overrides):
 def test_recipes_compose_the_documented_parts(teacher_overrides):
     expect = {"dtda": ({"perceptual", "generative"}, "dtda.daa"), "dtda-no-daa": ({"perceptual", "generative"}, "none"),
               "dtda-perceptual": ({"perceptual"}, "dtda.daa"), "dtda-generative": ({"generative"}, "dtda.daa"),
-              "daa": (set(), "dtda.daa")}
+              "daa": (set(), "dtda.daa"), "noise": (set(), "dtda.noise"),
+              "dtda-random-teachers": ({"perceptual", "generative"}, "dtda.daa")}
     for name, (roles, aligner) in expect.items():
         method, ctx, cfg = _build(name, teacher_overrides)
         assert set(method.teachers) == roles, name
@@ -383,7 +387,7 @@ def test_daa_perturbation_stays_within_epsilon_and_confuses_the_domain_classifie
     torch.manual_seed(0)
     student = ctx.build_student()
     eps = 8 / 255
-    daa = DomainAdversarialAttack(DAAOptions(epsilon=eps, step_size=2 / 255, steps=5), ctx)
+    daa = DomainAdversarialAttack(DAAOptions(epsilon=eps, step_size=2 / 255, steps=5, **DOMAIN_ONLY), ctx)
     batch = _batch(cfg, n=24)
     # train the domain classifier on clean (detached) features until it is fairly confident
     opt = torch.optim.Adam(daa.classifier.parameters(), lr=3e-3)
@@ -443,7 +447,7 @@ def test_daa_in_pixel_space_is_the_attack_it_was_in_normalised_space(steps, step
     ctx = Context(cfg=cfg, domains=["M", "C"])
     torch.manual_seed(0)
     student = ctx.build_student()
-    daa = DomainAdversarialAttack(DAAOptions(steps=steps, step_size=step_size), ctx)
+    daa = DomainAdversarialAttack(DAAOptions(steps=steps, step_size=step_size, epsilon=8 / 255, **DOMAIN_ONLY), ctx)
     batch = _batch(cfg, n=12)
     student.train()
     new, _ = daa.attack(batch["image"], batch["domain"], student)
@@ -455,7 +459,7 @@ def test_daa_in_pixel_space_is_the_attack_it_was_in_normalised_space(steps, step
 
 
 def test_daa_aligner_returns_perturbed_batch_and_classifier_loss_only_in_training():
-    method, _, cfg = _build("daa")
+    method, _, cfg = _build("daa", ["method.aligner.stop_kl=0"])  # an untrained classifier is near uniform already
     batch = _batch(cfg)
     method.train()
     out, losses = method.aligner(batch, method.student)

@@ -1,8 +1,8 @@
 """DTDA: dual-teacher knowledge distillation with domain alignment (arXiv 2401.01102).
 
 One recipe class; the registered methods (``dtda``, ``dtda-no-daa``, ``dtda-perceptual``,
-``dtda-generative``, ``daa``) are this class with different defaults
-(``fasbench_dtda.options``).
+``dtda-generative``, ``daa`` and the controls ``noise`` and ``dtda-random-teachers``) are this
+class with different defaults (``fasbench_dtda.options``).
 
 Its teachers come from the config: ``method.teachers`` maps a role (any name) to a slot
 naming a registered teacher, how to distil from it and the teacher's own options. A third
@@ -12,14 +12,22 @@ Training step (the batch is RGB in [0, 1]; the student and each teacher normalis
 input):
 
 1. The aligner (DAA by default) perturbs the batch so the source domains become
-   indistinguishable to its domain classifier (loss ``domain_cls`` trains the classifier).
-2. The student sees the perturbed images: cross-entropy on live vs spoof (``ce``).
+   indistinguishable to its domain classifier (loss ``domain_cls`` trains the classifier on the
+   clean features, ``domain_cls_adv`` on the perturbed ones).
+2. The student sees the perturbed images: cross-entropy on live vs spoof (``ce``), and the
+   clean ones (``ce_clean``, weight ``clean_ce_weight``).
 3. Each frozen teacher sees the same perturbed images (resized and normalised its own way,
    run without gradient); a small learnable projector maps a student feature onto the
    teacher's feature and a cosine (or MSE) distance is the distillation loss ``kd_<role>``.
+
+A slot with ``init: random`` keeps the teacher's architecture (as its weights define it) but
+re-initialises every weight from ``init_seed`` (each module's own ``reset_parameters``): the
+control of whether the face priors matter. The run record then names the weights
+``random-init:seed=<init_seed>`` with the sha256 of the random weights, never the loaded file.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
@@ -92,6 +100,9 @@ class DTDA(Method):
             teacher = ctx.build_teacher(slot, where)
             if slot.kind is not None and teacher.kind != slot.kind:
                 raise _kind_error(where, slot.name, slot.kind, teacher.kind)
+            if slot.init == "random":
+                info = randomize_teacher(teacher, slot.init_seed, where)
+                ctx.components["teachers"][-1]["weights"] = info  # the record names what ran: random weights
             sf, tf = slot.student_feature, slot.teacher_feature
             if s_shapes is None:
                 s_shapes = self.student.feature_shapes(size, intermediates=True)
@@ -114,6 +125,9 @@ class DTDA(Method):
         out = {"ce": self.ce_weight * F.cross_entropy(self.student.classify(feats["pooled"]), batch["label"])}
         if self.clean_ce_weight > 0 and "clean_image" in batch:
             out["ce_clean"] = self.clean_ce_weight * F.cross_entropy(self.student.logits(batch["clean_image"]), batch["label"])
+        perturbed_loss = getattr(self.aligner, "perturbed_domain_loss", None)
+        if perturbed_loss is not None:  # the domain classifier also learns from the perturbed features
+            losses = {**losses, **perturbed_loss(feats, batch, self.student)}
         x01 = x.detach()  # the teachers see the same (perturbed) [0, 1] images
         for role, kd in self.kd.items():
             with torch.inference_mode():
@@ -123,6 +137,35 @@ class DTDA(Method):
             out[f"kd_{role}"] = kd["weight"] * distill_loss(s, t, kd["loss"])
         out.update(losses)
         return out
+
+
+def randomize_teacher(teacher: nn.Module, seed: int, where: str = "teacher") -> dict[str, Any]:
+    """Re-initialise every weight of ``teacher`` from ``seed`` (each module's ``reset_parameters``,
+    BatchNorm statistics included) and return the record's weights entry for it."""
+    loaded = teacher.weights_info or {}
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(int(seed))
+        with torch.no_grad():
+            for m in teacher.modules():
+                reset = getattr(m, "reset_parameters", None)
+                if callable(reset):
+                    reset()
+    finally:
+        torch.random.set_rng_state(gen_state)  # the run's own random stream is untouched
+    teacher.freeze()
+    owned = {id(p) for m in teacher.modules() if callable(getattr(m, "reset_parameters", None))
+             for p in m.parameters(recurse=False)}
+    missed = [n for n, p in teacher.named_parameters() if id(p) not in owned]
+    if missed:
+        raise FasbenchError(f"{where}.init=random: cannot re-initialise {missed[:3]} (no reset_parameters in their "
+                            "module); use init=pretrained for this teacher")
+    h = hashlib.sha256()
+    for name, t in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return {"uri": f"random-init:seed={int(seed)}", "sha256": h.hexdigest(), "random": True, "init_seed": int(seed),
+            "architecture_from": {k: loaded.get(k) for k in ("uri", "sha256") if loaded.get(k)}}
 
 
 def _kind_error(where: str, name: str, wanted: str, kind: str) -> FasbenchError:

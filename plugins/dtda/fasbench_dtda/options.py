@@ -51,18 +51,42 @@ class LdmVQOptions(TeacherOptions):
 
 # ------------------------------------------------------------------------------------ aligner
 
-class DAAOptions(Options):
-    """``dtda.daa``: the domain adversarial attack (plugin README, "Hyper-parameters")."""
+#: The L-inf budget of the input perturbation (pixel units, [0, 1]); shared by DAA and the
+#: ``noise`` control so the control always has DAA's budget.
+DEFAULT_EPSILON = 0.031372549  # 8/255
+DEFAULT_STEP_SIZE = 0.0078431373  # 2/255
+DEFAULT_STEPS = 3
 
-    epsilon: float = Field(0.031372549, ge=0.0, le=1.0)  # L-inf budget in [0, 1] pixel units (8/255)
-    step_size: float = Field(0.031372549, ge=0.0)  # per step, pixel units (= epsilon: one FGSM-style step)
-    steps: int = Field(1, ge=0)
+
+class DAAOptions(Options):
+    """``dtda.daa``: the domain adversarial attack (plugin README, "DAA")."""
+
+    # label-preserving: the attack descends KL(domain posterior || uniform) + label_weight * CE(live/spoof);
+    # domain-only: the domain term alone (the original attack, which also erases the spoof evidence)
+    objective: Literal["label-preserving", "domain-only"] = "label-preserving"
+    domain_loss: Literal["kl", "uniform", "untargeted"] = "kl"  # KL(p || u) | CE(u, p) | away from the true domain
+    label_weight: float = Field(1.0, ge=0.0)  # lambda of the live/spoof cross-entropy in the attack
+    epsilon: float = Field(DEFAULT_EPSILON, ge=0.0, le=1.0)  # L-inf budget in [0, 1] pixel units
+    step_size: float = Field(DEFAULT_STEP_SIZE, ge=0.0)  # per PGD step, pixel units
+    steps: int = Field(DEFAULT_STEPS, ge=0)
+    # early stop: a sample whose domain posterior is within stop_kl nats of uniform (KL(p || u)) is not
+    # moved any more; the attack ends when every sample is (0 = never stop early)
+    stop_kl: float = Field(0.05, ge=0.0)
     init: Literal["zero", "uniform"] = "zero"
-    objective: Literal["uniform", "untargeted"] = "uniform"  # maximum uncertainty | away from the true domain
     feature: str = "pooled"  # the student feature the domain classifier sees
     hidden: int = Field(256, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    weight: float = Field(1.0, ge=0.0)  # weight of the domain classifier's own loss (detached features)
+    weight: float = Field(1.0, ge=0.0)  # weight of the domain classifier's own losses (detached features)
+    # the classifier also learns the domains from the perturbed images' features (domain_cls_adv), so
+    # the attack has to keep fooling an adversary that has seen its perturbations
+    train_on_perturbed: bool = True
+
+
+class NoiseOptions(Options):
+    """``dtda.noise``: the null of DAA: random noise of DAA's budget, no attack, no classifier."""
+
+    epsilon: float = Field(DEFAULT_EPSILON, ge=0.0, le=1.0)  # L-inf budget in [0, 1] pixel units
+    distribution: Literal["sign", "uniform"] = "sign"  # +-epsilon per pixel and channel | uniform in [-eps, eps]
 
 
 # ------------------------------------------------------------------------------------ methods
@@ -80,15 +104,19 @@ class TeacherSlot(TeacherRef):
     student_feature: str = "pooled"  # a feature of the student (features(intermediates=True))
     teacher_feature: str  # a feature of the teacher (its feature_shapes())
     kind: str | None = None  # when set, the teacher's kind must be this (perceptual, generative, ...)
+    # random: the teacher's architecture (as its weights define it) with freshly initialised weights
+    # (seed init_seed), the weights not used: the control "do the face priors matter?"
+    init: Literal["pretrained", "random"] = "pretrained"
+    init_seed: int = Field(0, ge=0)
 
 
-def _perceptual(enabled: bool = True) -> TeacherSlot:
-    return TeacherSlot(name="dtda.arcface", kind="perceptual", enabled=enabled,
+def _perceptual(enabled: bool = True, init: str = "pretrained") -> TeacherSlot:
+    return TeacherSlot(name="dtda.arcface", kind="perceptual", enabled=enabled, init=init,
                        student_feature="pooled", teacher_feature="embedding")
 
 
-def _generative(enabled: bool = True) -> TeacherSlot:
-    return TeacherSlot(name="dtda.ldm_vq", kind="generative", enabled=enabled,
+def _generative(enabled: bool = True, init: str = "pretrained") -> TeacherSlot:
+    return TeacherSlot(name="dtda.ldm_vq", kind="generative", enabled=enabled, init=init,
                        student_feature="stage3", teacher_feature="mid")
 
 
@@ -99,7 +127,7 @@ class DTDAOptions(Options):
     """
 
     ce_weight: float = Field(1.0, ge=0.0)
-    clean_ce_weight: float = Field(0.0, ge=0.0)  # > 0: also cross-entropy on the clean images
+    clean_ce_weight: float = Field(1.0, ge=0.0)  # cross-entropy on the clean images too (when an aligner perturbs)
     teachers: dict[str, TeacherSlot] = Field(
         default_factory=lambda: {"perceptual": _perceptual(), "generative": _generative()})
     aligner: AlignerRef = Field(default_factory=lambda: AlignerRef(name="dtda.daa"))
@@ -138,3 +166,16 @@ class DAAMethodOptions(DTDAOptions):
 
     teachers: dict[str, TeacherSlot] = Field(
         default_factory=lambda: {"perceptual": _perceptual(enabled=False), "generative": _generative(enabled=False)})
+
+
+class NoiseMethodOptions(DAAMethodOptions):
+    """``noise``: no teacher, random sign noise of DAA's budget instead of the attack (DAA's null)."""
+
+    aligner: AlignerRef = Field(default_factory=lambda: AlignerRef(name="dtda.noise"))
+
+
+class DTDARandomTeachersOptions(DTDAOptions):
+    """``dtda-random-teachers``: ``dtda`` with both teachers randomly initialised (no face prior)."""
+
+    teachers: dict[str, TeacherSlot] = Field(
+        default_factory=lambda: {"perceptual": _perceptual(init="random"), "generative": _generative(init="random")})

@@ -19,6 +19,9 @@ RECIPES = {
     "dtda-perceptual": ("DTDAPerceptualOptions", "DTDA ablation: perceptual teacher only + DAA"),
     "dtda-generative": ("DTDAGenerativeOptions", "DTDA ablation: generative teacher only + DAA"),
     "daa": ("DAAMethodOptions", "Domain adversarial attack only (ERM on DAA-perturbed images)"),
+    "noise": ("NoiseMethodOptions", "Control of DAA: random sign noise of DAA's budget, no attack, same clean/perturbed CE"),
+    "dtda-random-teachers": ("DTDARandomTeachersOptions",
+                             "Control of DTDA: both teachers randomly initialised (init_seed 0), weights not loaded"),
 }
 
 
@@ -38,9 +41,12 @@ def register_teachers(register):
 
 @hookimpl
 def register_aligners(register):
-    register("dtda.daa", "fasbench_dtda.daa:DomainAdversarialAttack", version=1,
+    register("dtda.daa", "fasbench_dtda.daa:DomainAdversarialAttack", version=2,
              description="Domain adversarial attack: perturb inputs so a domain classifier cannot tell the sources apart",
              options="fasbench_dtda.options:DAAOptions")
+    register("dtda.noise", "fasbench_dtda.daa:RandomNoise", version=1,
+             description="DAA's null: random noise of DAA's L-inf budget, no attack, no classifier",
+             options="fasbench_dtda.options:NoiseOptions")
 
 
 @hookimpl
