@@ -41,10 +41,10 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;
  padding:0 16px;color:#1b1f23}
 h1{font-size:24px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 6px;border-bottom:1px solid #ddd;padding-bottom:4px}
-ul.notes{color:#444;margin:6px 0 12px;padding-left:20px}ul.notes li{margin:2px 0}
+ul.notes{color:#444;margin:6px 0 10px;padding-left:20px;font-size:12.5px}ul.notes li{margin:1px 0}
 p.policy{background:#f6f8fa;border-left:4px solid #0969da;padding:8px 12px;margin:8px 0}
 section.reported p.policy{border-left-color:#bf8700}
-.chart{margin:8px 0}.chart svg{max-width:100%;max-height:330px;width:auto;height:auto}
+.chart{margin:8px 0}.chart svg{max-width:100%;max-height:300px;width:auto;height:auto}
 .wrap{overflow-x:auto;border:1px solid #d0d7de;border-radius:6px}
 table{border-collapse:collapse;font-size:13px;white-space:nowrap}
 th,td{padding:4px 8px;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top}
@@ -55,7 +55,7 @@ td.avg{font-weight:600}tr:hover td{background:#fafbfc}
 code{font-size:12px}span.badge{background:#fff8c5;border:1px solid #d4a72c;border-radius:10px;padding:0 7px;
  font-size:11px;color:#7d4e00}
 details summary{cursor:pointer;color:#0969da}details ul{margin:4px 0;padding-left:18px}
-td.setting{white-space:normal;min-width:260px;font-size:12px;color:#444}
+td.setting{font-size:12px;color:#444}
 a{color:#0969da}footer{color:#666;font-size:12px;margin:24px 0}
 """
 
