@@ -190,3 +190,22 @@ def test_default_out_is_inside_the_runs_directory(tmp_path, capsys, monkeypatch)
     assert not list((tmp_path / "leaderboard").iterdir())
     assert cli.main(["leaderboard", "--runs", "runs", "--out", "leaderboard"]) == 0
     assert sorted(p.name for p in (tmp_path / "leaderboard").iterdir()) == ["MICO.csv", "MICO.md", "MICO.tex"]
+
+
+def test_a_record_without_scores_keeps_its_row_and_loses_only_its_score_figures(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for task in ("OCI_to_M", "OMI_to_C"):
+        shutil.copytree(MICO / "erm" / task, runs / "erm" / task)
+    (runs / "erm" / "OMI_to_C" / "seed0" / "scores.csv.gz").unlink()
+    assert cli.main(["leaderboard", "--runs", str(runs), "--html"]) == 0
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: no ROC, DET or histogram for ")
+    assert "OMI_to_C/seed0/record.json" in lines[0] and "scores.csv.gz: cannot be read" in lines[0]
+    assert f"wrote {runs / 'leaderboard' / 'MICO.html'}" in out
+    page = Page()
+    page.feed((runs / "leaderboard" / "MICO.html").read_text(encoding="utf-8"))
+    hrefs = set(page.links)
+    assert sum(h.endswith("record.json") for h in hrefs) == 2
+    assert sum(h.endswith("/hist.png") for h in hrefs) == 1 and sum(h.endswith("/curves.png") for h in hrefs) == 2
+    assert any(h.endswith("OCI_to_M-seed0/hist.png") for h in hrefs)
