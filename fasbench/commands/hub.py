@@ -118,7 +118,7 @@ def _is_hub_failure(exc: BaseException) -> bool:
 
     err = _hub_errors()
     return isinstance(exc, (err["HfHubHTTPError"], err["RepositoryNotFoundError"], err["RevisionNotFoundError"])) or \
-        type(exc).__module__.split(".")[0] in {"httpx", "requests", "urllib3"} or isinstance(exc, ConnectionError)
+        type(exc).__module__.split(".")[0] in {"httpx", "httpx2", "requests", "urllib3"} or isinstance(exc, ConnectionError)
 
 
 def _pct(v: float | None) -> str:
