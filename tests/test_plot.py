@@ -218,6 +218,35 @@ def test_training_curves_are_the_record_curve(plotted):
             assert line.get_ydata().tolist() == [p[key] for p in rec.curve]
 
 
+def test_losses_come_from_the_training_log_when_the_run_keeps_one(runs, tmp_path):
+    """A run with a ``log.csv`` (fasbench.engine.logs) gets its losses at every logged step; the
+    source-val and target series stay the record's curve."""
+    from fasbench.engine.logs import CSVLog
+
+    run = tmp_path / "seed0"
+    shutil.copytree(runs / "erm" / "OCI_to_M" / "seed0", run)
+    log = CSVLog(run / "log.csv")
+    rec = read_record(run / "record.json")
+    losses = {step: 1.0 / step for step in range(10, 201, 10)}
+    for step, loss in losses.items():
+        log.write(step, "train", 0.1 * step, {"loss/ce": loss}, lr=3e-4)
+        if step in (100, 200):
+            point = next(p for p in rec.curve if p["step"] == step)
+            log.write(step, "eval", 0.1 * step, {k: v for k, v in point.items() if k not in ("step", "loss/ce")})
+    index = plot_records([rec], tmp_path / "figs", formats=["png"], figures=["curves"])
+    data = json.loads(index.runs[rec.source]["curves"].with_name("curves.json").read_text())
+    assert data["loss_source"] == "log.csv" and data["loss_steps"] == list(losses)
+    fig = draw.draw_curves(data)
+    drawn = {}
+    for ax in fig.axes:
+        drawn.update(_by_gid(ax, "series:"))
+    assert drawn["series:loss/ce"].get_xdata().tolist() == list(losses)
+    assert drawn["series:loss/ce"].get_ydata().tolist() == list(losses.values())
+    assert drawn["series:val/EER"].get_xdata().tolist() == [100, 200]
+    assert drawn["series:val/EER"].get_ydata().tolist() == [p["val/EER"] for p in rec.curve]
+    assert "every logged step (log.csv)" in fig.axes[0].get_title()
+
+
 # --------------------------------------------------------------------------- leaderboard chart
 
 

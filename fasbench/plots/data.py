@@ -152,10 +152,33 @@ def _curve_group(key: str) -> str:
     return "loss"
 
 
+#: The per-step training log a run may keep beside its record (``fasbench.engine.logs``).
+TRAIN_LOG = "log.csv"
+
+
+def train_log(rec: RunRecord) -> dict[str, Any] | None:
+    """The ``kind=train`` rows of the run's ``log.csv`` (every logged step): ``{"steps": [...],
+    "series": {"loss/<name>": [...]}}``, or ``None`` when the run has no such log."""
+    import csv
+
+    if rec.run_dir is None or not (rec.run_dir / TRAIN_LOG).is_file():
+        return None
+    try:
+        with open(rec.run_dir / TRAIN_LOG, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("kind") == "train" and (r.get("step") or "").isdigit()]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if k and k.startswith("loss/") and v not in ("", None)))
+    if not rows or not keys:
+        return None
+    return {"steps": [int(r["step"]) for r in rows], "series": {k: [_num(r.get(k)) for r in rows] for k in keys}}
+
+
 def training_curves(rec: RunRecord) -> dict[str, Any]:
     """``record.curve`` by series: losses, the source-val split's metrics, the target's (in
     the record's key order), each a list of values per evaluated step (``None`` where a step
-    has no value)."""
+    has no value). When the run keeps a training log (``log.csv``), the losses are its values
+    at every logged step instead (``loss_steps``, ``loss_source``)."""
     steps = [int(p["step"]) for p in rec.curve]
     keys: dict[str, None] = {}
     for p in rec.curve:
@@ -169,7 +192,13 @@ def training_curves(rec: RunRecord) -> dict[str, Any]:
             v = p.get(key)
             values.append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None)
         groups[_curve_group(key)][key] = values
-    return {**record_info(rec), "steps": steps, "series": groups, "selected_step": rec.selection.selected_step}
+    out = {**record_info(rec), "steps": steps, "series": groups, "selected_step": rec.selection.selected_step,
+           "loss_steps": steps, "loss_source": "record.curve"}
+    log = train_log(rec)
+    if log is not None:
+        groups["loss"] = log["series"]
+        out.update(loss_steps=log["steps"], loss_source=TRAIN_LOG)
+    return out
 
 
 # --------------------------------------------------------------------------- leaderboard chart

@@ -247,12 +247,17 @@ def draw_curves(data: dict[str, Any]) -> Any:
     steps = np.asarray(data["steps"], dtype=np.float64)
     sel = data["selection"]
     for ax, (group, series) in zip(axes, groups):
+        x = np.asarray(data.get("loss_steps", steps), dtype=np.float64) if group == "loss" else steps
+        dense = group == "loss" and data.get("loss_source") != "record.curve"
         for i, (key, values) in enumerate(series.items()):
-            ax.plot(steps, _nan(values), marker="o", ms=3, lw=1.2, color=_colors(len(series))[i],
+            ax.plot(x, _nan(values), marker="" if dense else "o", ms=3, lw=1.2, color=_colors(len(series))[i],
                     label=key.split("/", 1)[1] if "/" in key and group != "loss" else key, gid=f"series:{key}")
         ax.axvline(data["selected_step"], color="0.4", ls=":", lw=1.0, label=f"selected step ({sel['rule']})",
                    gid="selected")
-        ax.set_title(_CURVE_TITLES[group])
+        title = _CURVE_TITLES[group]
+        if group == "loss":
+            title += ", every logged step (log.csv)" if dense else ", at the evaluated steps"
+        ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend(frameon=False)
         ax.grid(True, color="0.9", lw=0.6)
