@@ -12,6 +12,11 @@ Numbers: each metric cell shows the text of the markdown table (``mean Â± std (Â
 made from as ``data-mean``, ``data-std`` and ``data-ci95``, with ``data-key`` naming the CSV
 column (``"<task> <metric>"`` + `` mean`` etc.): the page and ``P.csv`` come from one table
 (:func:`fasbench.leaderboard.build_tables`).
+
+Hand-written on purpose: the page is assembled with :func:`html.escape` on every value rather
+than a template engine (fasbench has none among its dependencies, and one page does not need
+one), and the table sorting is 20 lines of inline JavaScript rather than a library, which would
+have to be inlined into every page to keep it self-contained.
 """
 from __future__ import annotations
 

@@ -11,6 +11,11 @@ files).
 Figures are made with :class:`matplotlib.figure.Figure` directly: rendering goes through
 matplotlib's Agg (PNG) and SVG backends without selecting a pyplot backend, so importing this
 module changes nothing for a user's own matplotlib session.
+
+DET axes are matplotlib's ``function`` scale with the normal deviate of
+:class:`statistics.NormalDist`: the drawn data stay the (FAR, FRR) fractions themselves, and no
+scipy is needed (scikit-learn's ``DetCurveDisplay`` would bring scipy and scikit-learn into the
+core and compute its own curve, a second definition of the numbers).
 """
 from __future__ import annotations
 
