@@ -33,10 +33,17 @@ RUN_DIR = ("MC_to_I", "dat", "MC_to_I", "seed0")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
 
 #: run the CLI inside torchrun with test-only hooks: ``dump`` saves each rank's weights after its
-#: last step (outside --out); ``nan`` makes rank 1's loss NaN from step 2 on
+#: last step (outside --out); ``nan`` makes rank 1's loss NaN from step 2 on; ``kill`` kills
+#: rank 0 (SIGKILL) once its first checkpoint is in place
 DRIVER = """
-import os, sys
+import os, signal, sys
 rank, mode = int(os.environ.get("RANK", "0")), os.environ["DDP_TEST_MODE"]
+if mode == "kill":
+    from fasbench.engine import checkpoint as ckpt
+    def hook(point):
+        if point == "renamed":
+            os.kill(os.getpid(), signal.SIGKILL)
+    ckpt.FAULT_HOOK = hook
 if mode == "dump":
     from safetensors.torch import save_file
     from fasbench.engine import trainer
@@ -199,6 +206,7 @@ def runs(cli_env, tmp_path_factory):
                  cli_env(**{distributed.FULL_BATCH_ENV: "1"})),
         "nan": ([*TORCHRUN, str(driver), *RUN, "trainer.max_steps=400", "trainer.eval_every=0",
                  "--out", str(base / "nan")], cli_env(DDP_TEST_MODE="nan", **{distributed.TIMEOUT_ENV: "600"})),
+        "kill": ([*TORCHRUN, str(driver), *RUN, "--out", str(base / "kill")], cli_env(DDP_TEST_MODE="kill")),
     }
 
     def launch(name):
@@ -212,6 +220,8 @@ def runs(cli_env, tmp_path_factory):
 
     with ThreadPoolExecutor(2) as pool:
         done = {name: (proc, secs) for name, proc, secs in pool.map(launch, list(jobs))}
+        jobs["resume"] = ([*TORCHRUN, "-m", "fasbench", *RUN, "--out", str(base / "kill"), "--resume"], cli_env())
+        done.update({name: (proc, secs) for name, proc, secs in pool.map(launch, ["resume"])})
     return base, dump, done
 
 
@@ -296,3 +306,19 @@ def test_process_group_timeout_is_read_from_the_environment(monkeypatch):
     with pytest.raises(FasbenchError, match="under torchrun each process takes cuda:LOCAL_RANK"):
         distributed.init("cuda:1")
     assert os.environ["WORLD_SIZE"] == "2" and not torch.distributed.is_initialized()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_on_every_rank_exactly(runs):
+    """Rank 0 killed after the checkpoint of step 2 (torchrun stops rank 1); the relaunch resumes
+    on both ranks (each with its own random state) and equals the uninterrupted run."""
+    base, _, done = runs
+    assert done["kill"][0].returncode != 0
+    run_dir = base.joinpath("kill", *RUN_DIR)
+    proc = done["resume"][0]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rec = json.loads((run_dir / "record.json").read_text())
+    ref = json.loads(base.joinpath("ddp", *RUN_DIR, "record.json").read_text())
+    assert rec["timings"]["resumed_from_step"] == 2
+    assert rec["scores"]["sha256"] == ref["scores"]["sha256"] and rec["curve"] == ref["curve"]
+    assert rec["selection"] == ref["selection"]
