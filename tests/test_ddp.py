@@ -207,6 +207,7 @@ def runs(cli_env, tmp_path_factory):
         "nan": ([*TORCHRUN, str(driver), *RUN, "trainer.max_steps=400", "trainer.eval_every=0",
                  "--out", str(base / "nan")], cli_env(DDP_TEST_MODE="nan", **{distributed.TIMEOUT_ENV: "600"})),
         "kill": ([*TORCHRUN, str(driver), *RUN, "--out", str(base / "kill")], cli_env(DDP_TEST_MODE="kill")),
+        "odd": ([*TORCHRUN, "-m", "fasbench", *RUN, "trainer.batch_size=13", "--out", str(base / "odd")], cli_env()),
     }
 
     def launch(name):
@@ -322,3 +323,14 @@ def test_killed_run_resumes_on_every_rank_exactly(runs):
     assert rec["timings"]["resumed_from_step"] == 2
     assert rec["scores"]["sha256"] == ref["scores"]["sha256"] and rec["curve"] == ref["curve"]
     assert rec["selection"] == ref["selection"]
+
+
+@pytest.mark.slow
+def test_a_global_batch_that_does_not_divide_is_one_line_per_process_before_any_data(runs):
+    base, _, done = runs
+    proc = done["odd"][0]
+    assert proc.returncode != 0
+    line = ("fasbench: error: trainer.batch_size=13 (the global batch) does not divide by the 2 processes of this run; "
+            "use a multiple of 2, e.g. trainer.batch_size=12")
+    assert proc.stderr.count(line) == 2 and "exitcode  : 2" in proc.stderr
+    assert not (base / "odd" / "MC_to_I").exists()  # nothing written, no data loaded

@@ -149,6 +149,7 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     from fasbench.engine import distributed
 
     world = distributed.init(str(cfg.device))  # under torchrun: join the run's processes (else a no-op)
+    world.check_batch(int(cfg.trainer.batch_size))  # the global batch splits evenly, before any data loads
     if not world.is_main:  # rank 0 reports and writes; the other ranks train with it
         echo, progress = (lambda *_a, **_k: None), False
 
