@@ -11,7 +11,8 @@ def register_datasets(register):
         "fasbench.data.synthetic_dataset:build",
         options="fasbench.data.synthetic_dataset:options",  # every data.* key, typed (SyntheticConfig)
         version=2,  # = fasbench.data.synthetic.GENERATOR_VERSION (a test keeps them equal)
-        description="Procedurally generated cross-domain FAS world (domains M, C, I, O); no download",
+        description="Procedurally generated cross-domain FAS world (domains M, C, I, O; domain T, in no protocol, "
+                    "is the corpus the DTDA stand-in teachers are pretrained on); no download",
     )
     # Real datasets: one registration each carries everything `fasbench data` and `--data real`
     # need (domain letter, official layout and counts, indexer); plugins register theirs the same way.

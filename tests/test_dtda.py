@@ -33,9 +33,9 @@ METHODS = ("erm", "dat", "daa", "dtda-no-daa", "dtda-perceptual", "dtda-generati
            "dtda-random-teachers")
 #: the original attack of this plugin (one domain-only step towards uniform, no early stop)
 DOMAIN_ONLY = {"objective": "domain-only", "domain_loss": "uniform", "stop_kl": 0.0}
-#: The cache key of the default stand-in recipe: the folder of the teachers the committed DTDA
-#: leaderboard records name (sha256 ecf4c8c7... perceptual, 08faf3e6... generative).
-RECORDED_KEY = "synthetic-v2-84e25200c37c"
+#: The cache key of the default stand-in recipe (teacher domain T only, 112-px input): the folder of
+#: the synthetic-world teachers (plugins/dtda/README.md, "Teachers for the synthetic world").
+RECORDED_KEY = "synthetic-v3-547d0e5c1e06"
 
 
 @pytest.fixture(scope="module")
@@ -353,9 +353,8 @@ def test_pretrained_teachers_learn_their_own_tasks(tmp_path):
     cfg = PretrainConfig(subjects=6, live_videos=3, frames_per_video=2, image_size=32, arc_steps=60, arc_batch=32,
                          vq_steps=60, vq_batch=16, vq_width=8)
     m = pretrain(cfg, cache_dir=tmp_path, progress=False)
-    ids = m["perceptual"]["identities"]
-    assert ids == 24
-    assert m["perceptual"]["heldout_top1"] > 5 / ids, m["perceptual"]  # well above chance on unseen videos
+    # the teacher domain T only: 5 trained identities, 1 held out (quality: tests/test_teachers.py)
+    assert (m["perceptual"]["identities"], m["perceptual"]["heldout_identities"]) == (5, 1)
     g = m["generative"]
     assert g["heldout_psnr_db"] > g["untrained_psnr_db"] + 1, g  # reconstruction improved by training
     dirs = teacher_dirs(cfg, tmp_path)

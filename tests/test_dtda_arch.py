@@ -376,3 +376,38 @@ def test_small_vq_config_rules():
     assert cfg["sample_size"] == 64
     with pytest.raises(ValueError):
         small_vq_config(width=24, norm_num_groups=32)
+
+
+def test_vq_encoder_features_are_those_of_diffusers_encoder_forward(small_cfg):
+    """The explicit pass gives exactly the outputs of the unmodified ``Encoder.forward`` (read
+    with forward hooks), and a tap on an early stage stops there: same values, fewer FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    enc = VQEncoder(small_cfg).eval()
+    x = torch.randn(2, 3, 64, 64)
+    seen = {}
+    hooks = [b.register_forward_hook(lambda m, i, o, n=f"down{j}": seen.__setitem__(n, o))
+             for j, b in enumerate(enc.encoder.down_blocks)]
+    hooks.append(enc.encoder.mid_block.register_forward_hook(lambda m, i, o: seen.__setitem__("mid", o)))
+    with torch.no_grad():
+        seen["latent"] = enc.quant_conv(enc.encoder(x))
+        for h in hooks:
+            h.remove()
+        full = enc.forward_features(x)
+    assert list(full) == list(seen)
+    for k in seen:
+        torch.testing.assert_close(full[k], seen[k], rtol=0, atol=0)
+
+    def flops(names):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            out = enc.forward_features(x, names=names)
+        return out, fc.get_total_flops()
+
+    down0, f0 = flops(["down0"])
+    down1, f1 = flops(["down1"])
+    mid, fm = flops(["mid"])
+    _, fall = flops(None)
+    assert list(down0) == ["down0"] and list(down1) == ["down0", "down1"] and "latent" not in mid
+    torch.testing.assert_close(down1["down1"], full["down1"], rtol=0, atol=0)
+    assert f0 < f1 < fm < fall
+    assert list(enc.forward_features(x, names=["nope"])) == list(full)  # unknown: everything (the caller says what is missing)

@@ -35,6 +35,11 @@ low-resolution and blurry (fine halftone / pixel-grid cues vanish), ``O`` has co
 warm displays and strongly varying session illumination, ``C`` is cool-cast with warped
 prints, ``M`` is sharp and warm with fine halftones.
 
+A fifth domain, ``T``, is the **teacher corpus**: its own camera, light and people, used by
+no protocol. Face teachers that stand in for networks trained on web-scale face data (the DTDA
+plugin's synthetic-world teachers) are pretrained on its live videos only, so they have never
+seen a benchmark domain nor a benchmark subject.
+
 Everything is numpy (Pillow only for JPEG and the preview sheet); the demo configuration
 generates in a few seconds.  Output is bit-identical for the same configuration on the same
 platform, and a domain's frames do not depend on which other domains are requested.
@@ -85,7 +90,8 @@ class SyntheticConfig:
     """Size and seed of a synthetic world.  Defaults are the demo size (3,072 frames, ~150 MB at 128 px)."""
 
     seed: int = 0
-    #: One letter per domain, each one of ``M``, ``C``, ``I``, ``O``.
+    #: One letter per domain, each one of ``M``, ``C``, ``I``, ``O`` (the benchmark's) or ``T``
+    #: (the teacher corpus, which no protocol uses).
     domains: str = "MCIO"
     #: Subjects per domain (distinct identities), split by subject into train/dev/test:
     #: 50/25/25 unless ``dev_subjects`` / ``test_subjects`` are given (then train = the rest).
@@ -187,7 +193,29 @@ _DOMAINS: dict[str, _Domain] = {
     ),
 }
 
+#: The teacher-corpus domain: no protocol lists it. Its own camera (magenta-neutral cast that
+#: varies from video to video, like photos from many cameras; medium resolution, moderate blur and
+#: JPEG), its own light (brighter, higher-contrast exposure with large session changes) and its own
+#: people: every identity is drawn from a stream keyed by ``(seed, domain, subject)``, so the
+#: subjects of ``T`` are never the subjects of M, C, I or O re-rendered. The synthetic stand-ins of
+#: face teachers (the DTDA plugin's ``dtda-synthetic:`` weights) are pretrained on its live videos
+#: alone, so that they know faces but nothing of the benchmark's domains or people. Its attack
+#: media are defined (a world with ``domains="T"`` and attack videos renders) but never used.
+_DOMAINS["T"] = _Domain(
+    cast=(1.03, 0.96, 1.02), cast_jitter=0.04, brightness=1.06, brightness_jitter=0.14,
+    flicker=0.01, gamma=1.05, gamma_jitter=0.08, contrast=1.1, blur=(0.4, 1.0),
+    resolution=0.85, noise=0.014, jpeg=82, background="mixed",
+    halftone_period=(2.8, 3.4), print_saturation=(0.55, 0.8), print_black=(0.07, 0.15),
+    print_white=(0.78, 0.92), paper_tint=(1.0, 0.99, 0.95), print_bend=0.1,
+    pixel_pitch=(1.4, 1.8), moire_freq=(0.04, 0.08), screen_tint=(1.0, 1.0, 1.0),
+    screen_black=(0.05, 0.11),
+)
+
 KNOWN_DOMAINS = tuple(_DOMAINS)
+#: The domains the protocols use (stand-ins for MSU-MFSD, CASIA-FASD, Replay-Attack, OULU-NPU).
+BENCHMARK_DOMAINS = ("M", "C", "I", "O")
+#: Domains for pretraining face teachers only; no registered protocol lists them.
+TEACHER_DOMAINS = ("T",)
 
 # ---------------------------------------------------------------------------------------------
 # Random streams

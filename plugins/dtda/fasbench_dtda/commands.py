@@ -25,6 +25,20 @@ def add_teachers_parser(subparsers) -> None:
     pre.add_argument("--no-progress", action="store_true")
     pre.add_argument("--json", action="store_true", help="print URIs, folders and metrics as JSON")
     pre.set_defaults(func=_pretrain)
+    qual = sub.add_parser(
+        "quality", help="measure the synthetic-world teachers: identification top-1, reconstruction PSNR (JSON)",
+        description="Measures the stand-ins from their saved weights (pretraining them first if missing): "
+                    "identification top-1 of the perceptual teacher (gallery: an identity's first video, probes: "
+                    "its other videos) and reconstruction PSNR of the generative teacher (encoder + codebook + "
+                    "decoder), on the teacher domain T's held-out identities (never trained on) and, for "
+                    "information, on live faces of the benchmark domains M, C, I, O (never used in training).",
+    )
+    qual.add_argument("--data", default="synthetic", help="only 'synthetic'")
+    qual.add_argument("--cache-dir", help="cache root (default: $FASBENCH_CACHE or ~/.cache/fasbench)")
+    qual.add_argument("--benchmark-subjects", type=int, default=32,
+                      help="subjects per benchmark domain in the information-only figures (default 32)")
+    qual.add_argument("--no-progress", action="store_true")
+    qual.set_defaults(func=_quality)
 
 
 def _pretrain(args) -> int:
@@ -52,8 +66,24 @@ def _pretrain(args) -> int:
         return 0
     for role, info in out.items():
         m = info["metrics"]
-        score = (f"held-out top-1 {100 * m['heldout_top1']:.1f}% over {m['identities']} identities"
+        score = (f"top-1 identification {100 * m['heldout_top1']:.1f}% over {m['heldout_identities']} held-out "
+                 f"identities (trained on {m['identities']})"
                  if "heldout_top1" in m else f"held-out PSNR {m['heldout_psnr_db']:.1f} dB")
         print(f"{role:10s} {info['uri']}  ({info['folder']})\n"
               f"{'':10s} {m['task']}: {score}, {m['steps']} steps, {m['seconds']} s")
+    return 0
+
+
+def _quality(args) -> int:
+    from fasbench.errors import FasbenchError
+    from fasbench_dtda.pretrain import PretrainConfig, teacher_quality
+
+    if args.data != "synthetic":
+        raise FasbenchError(f"teachers quality --data {args.data}: only the synthetic world has stand-in teachers")
+    if args.benchmark_subjects < 2:
+        raise FasbenchError(f"teachers quality --benchmark-subjects {args.benchmark_subjects}: needs at least 2 "
+                            "(identification among one subject means nothing)")
+    out = teacher_quality(PretrainConfig(), cache_dir=args.cache_dir, benchmark_subjects=args.benchmark_subjects,
+                          progress=False if args.no_progress else None)
+    print(json.dumps(out, indent=2))
     return 0

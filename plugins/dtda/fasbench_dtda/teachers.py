@@ -112,7 +112,16 @@ class LdmVQTeacher(Teacher):
                 "teacher's arch option (method.teachers.ROLE.arch, a diffusers VQModel config) to the checkpoint's"
             ) from exc
         self.config = config
+        self._wanted: tuple[str, ...] | None = None
         self.freeze()
 
+    def features(self, x01: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
+        # the encoder stops after the last feature asked for: a tap on an early stage is cheaper
+        self._wanted = None if names is None else tuple(names)
+        try:
+            return super().features(x01, names)
+        finally:
+            self._wanted = None
+
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.net.forward_features(x)
+        return self.net.forward_features(x, names=self._wanted)

@@ -255,30 +255,35 @@ class VQEncoder(nn.Module):
         """(N, 3, H, W) in [-1, 1] -> pre-quantisation latent (= ``VQModel.encode(x).latents``)."""
         return self.quant_conv(self.encoder(x))
 
-    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+    def forward_features(self, x: Tensor, names: Any = None) -> dict[str, Tensor]:
         """Outputs of every down block (``down0``..), of the mid block (``mid``) and ``latent``.
 
-        Captured with forward hooks around the unmodified ``Encoder.forward``.
+        The steps of diffusers' ``Encoder.forward`` (``conv_in``, the down blocks, the mid block,
+        ``conv_norm_out``, ``conv_act``, ``conv_out``), then ``quant_conv``, one after the other.
+        With ``names`` (features this network has), it stops after the last of them: a tap on an
+        early stage (``down0``, ``down1``) costs only the layers up to it. Other names compute
+        everything (the caller reports what is missing).
         """
+        wanted = set(names) if names is not None else None
+        if wanted is not None and not wanted <= set(self.feature_channels()):
+            wanted = None
         feats: dict[str, Tensor] = {}
 
-        def keep(name: str):
-            def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
-                feats[name] = output
+        def done() -> bool:
+            return wanted is not None and wanted <= feats.keys()
 
-            return hook
-
-        handles = [
-            block.register_forward_hook(keep(f"down{i}"))
-            for i, block in enumerate(self.encoder.down_blocks)
-        ]
-        handles.append(self.encoder.mid_block.register_forward_hook(keep("mid")))
-        try:
-            latent = self.forward(x)
-        finally:
-            for h in handles:
-                h.remove()
-        feats["latent"] = latent
+        enc = self.encoder
+        h = enc.conv_in(x)
+        for i, block in enumerate(enc.down_blocks):
+            h = block(h)
+            feats[f"down{i}"] = h
+            if done():
+                return feats
+        h = enc.mid_block(h)
+        feats["mid"] = h
+        if done():
+            return feats
+        feats["latent"] = self.quant_conv(enc.conv_out(enc.conv_act(enc.conv_norm_out(h))))
         return feats
 
     def load_vqmodel_state_dict(self, state_dict: Mapping[str, Tensor]) -> VQEncoder:
