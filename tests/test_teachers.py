@@ -167,3 +167,74 @@ def test_quality_command_refuses_bad_input():
     args.data, args.benchmark_subjects = "synthetic", 1
     with pytest.raises(FasbenchError, match="--benchmark-subjects 1: needs at least 2"):
         _quality(args)
+
+
+# --------------------------------------------------------------------------- cost knobs
+@pytest.fixture(scope="module")
+def tiny_overrides(tmp_path_factory) -> list[str]:
+    cfg = pt.PretrainConfig(subjects=4, live_videos=2, frames_per_video=2, image_size=32, arc_steps=2, arc_batch=8,
+                            vq_steps=2, vq_batch=4, vq_width=8, threads=1)
+    cache = tmp_path_factory.mktemp("tiny-teachers")
+    pt.pretrain(cfg, cache_dir=cache, progress=False)
+    dirs = pt.teacher_dirs(cfg, cache)
+    return [f"method.teachers.{r}.weights=local-dir:{d}" for r, d in dirs.items()]
+
+
+def _dtda(overrides):
+    import torch
+
+    from fasbench import config
+    from fasbench.api import Context
+    from fasbench.contract import TINY_WORLD
+
+    cfg = config.compose(["method=dtda-no-daa", "trainer=smoke", *TINY_WORLD, *overrides])
+    torch.manual_seed(0)
+    return Context(cfg=cfg, domains=["M", "C"]).build_method()
+
+
+def test_teacher_every_runs_the_teachers_on_every_kth_step_and_resumes(tiny_overrides):
+    import torch
+
+    method = _dtda([*tiny_overrides, "method.teacher_every=3"])
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(4, 3, 40, 40, generator=g), "label": torch.tensor([0, 1, 0, 1]),
+             "domain": torch.tensor([0, 0, 1, 1])}
+    method.train()
+    calls = []
+    for role, teacher in method.teachers.items():
+        teacher.register_forward_hook(lambda *a, r=role: calls.append(r))
+    kd = [sorted(k for k in method.training_step(batch) if k.startswith("kd_")) for _ in range(4)]
+    assert kd == [["kd_generative", "kd_perceptual"], [], [], ["kd_generative", "kd_perceptual"]]
+    state = method.state_dict()
+    assert int(state["teacher_step"]) == 4 and not any(k.startswith("teachers.") for k in state)
+    again = _dtda([*tiny_overrides, "method.teacher_every=3"])
+    again.load_state_dict(state)
+    again.train()
+    assert [sorted(k for k in again.training_step(batch) if k.startswith("kd_")) for _ in range(3)] == [[], [], kd[0]]
+    every = _dtda(tiny_overrides)  # the default: every step, and no step counter in the checkpoint
+    assert every.teacher_every == 1 and "teacher_step" not in every.state_dict()
+
+
+def test_generative_tap_on_an_early_stage_costs_less_inside_dtda(tiny_overrides):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(2, 3, 40, 40)
+    flops = {}
+    for tap in ("down0", "mid"):
+        teacher = _dtda([*tiny_overrides, f"method.teachers.generative.teacher_feature={tap}",
+                         "method.teachers.perceptual.enabled=false"]).teachers["generative"]
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            out = teacher.features(x, names=(tap,))
+        flops[tap] = fc.get_total_flops()
+        assert list(out) == [tap]
+    assert flops["down0"] < 0.5 * flops["mid"]
+
+
+@pytest.mark.slow
+def test_dtda_with_teacher_every_passes_validate(tiny_overrides, tmp_path):
+    from fasbench.contract import validate_method
+
+    checks = validate_method("dtda", [*tiny_overrides, "method.teacher_every=2"], out_dir=tmp_path)
+    failed = [c for c in checks if not c.ok]
+    assert not failed, failed

@@ -117,6 +117,10 @@ class DTDA(Method):
             self.kd[role] = {"student": sf, "teacher": tf, "weight": slot.weight, "loss": slot.loss}
         # per-stage maps only when a role distils from one (they cost a little)
         self.intermediates = any(k["student"] not in plain for k in self.kd.values())
+        # cost knob: teachers on every k-th training step only; the step count is checkpointed (exact resume)
+        self.teacher_every = int(opts.teacher_every)
+        if self.teacher_every > 1:
+            self.register_buffer("teacher_step", torch.zeros((), dtype=torch.long))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch, losses = self.aligner(batch, self.student)
@@ -129,7 +133,11 @@ class DTDA(Method):
         if perturbed_loss is not None:  # the domain classifier also learns from the perturbed features
             losses = {**losses, **perturbed_loss(feats, batch, self.student)}
         x01 = x.detach()  # the teachers see the same (perturbed) [0, 1] images
-        for role, kd in self.kd.items():
+        run_teachers = True
+        if self.teacher_every > 1 and self.training:  # teacher_every: kd_* on steps 0, k, 2k, ... only
+            run_teachers = int(self.teacher_step) % self.teacher_every == 0
+            self.teacher_step += 1
+        for role, kd in self.kd.items() if run_teachers else ():
             with torch.inference_mode():
                 t = self.teachers[role].features(x01, names=(kd["teacher"],))[kd["teacher"]]
             t = t.clone()  # an ordinary tensor again (a constant target for autograd)

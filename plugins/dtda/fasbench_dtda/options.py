@@ -131,6 +131,9 @@ class DTDAOptions(Options):
     teachers: dict[str, TeacherSlot] = Field(
         default_factory=lambda: {"perceptual": _perceptual(), "generative": _generative()})
     aligner: AlignerRef = Field(default_factory=lambda: AlignerRef(name="dtda.daa"))
+    # cost knob (plugin README, "Cost"): the teachers run, and kd_* count, on every k-th training step
+    # only (steps 0, k, 2k, ...; the losses are not rescaled); 1 = every step
+    teacher_every: int = Field(1, ge=1)
 
     @field_validator("teachers")
     @classmethod
