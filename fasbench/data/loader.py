@@ -53,14 +53,16 @@ def make_loader(dataset: FrameDataset, batch_sampler: Iterable, num_workers: int
     # its own generator: starting the iterator draws a worker base seed, which must not come
     # from (and shift) the global generator that methods draw from (exact resume)
     import multiprocessing
+    import sys
 
     # An explicit start method for the workers, never the process-wide default: inside a sweep
     # job of the joblib launcher, the default context is loky's, whose Process cannot start
-    # torch's workers ("'Process' object has no attribute 'env'"). "fork" where the platform has
-    # it: the workers share the frames (a memory map or an in-memory array) copy-on-write and
+    # torch's workers ("'Process' object has no attribute 'env'"). "fork" on Linux: the
+    # workers share the frames (a memory map or an in-memory array) copy-on-write and
     # start at once; "forkserver" and "spawn" pickle the dataset into every worker, and a numpy
-    # memmap pickles by value (the whole image array once per worker). Elsewhere: "spawn".
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # memmap pickles by value (the whole image array once per worker). Elsewhere (macOS,
+    # Windows) "spawn", torch's own default there.
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
     return DataLoader(
         dataset,
         generator=torch.Generator().manual_seed(int(seed)),
