@@ -142,7 +142,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_when_the_sweep_runs_again(run_
     assert killed.returncode == 1, killed.stderr[-3000:]
     assert "fasbench: 1 of 1 sweep job(s) left no result" in killed.stderr
     (row,) = _status(run_cli, out)
-    assert (row["state"], row["detail"]) == ("interrupted", "checkpoint of step 2 (--resume continues)")
+    assert (row["state"], row["detail"]) == ("interrupted", "checkpoint of step 2 (the same sweep command continues it)")
 
     resumed = run_cli(*args, timeout=300)  # the same command
     assert resumed.returncode == 0, resumed.stderr[-3000:]

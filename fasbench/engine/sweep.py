@@ -72,11 +72,11 @@ def run_state(run_dir: Path) -> tuple[str, str]:
     rec = run_dir / "record.json"
     if rec.exists():
         try:
-            status = json.loads(rec.read_text()).get("status")
+            saved = json.loads(rec.read_text())
         except (OSError, ValueError):
-            status = None
-        if status == "complete":
-            return "complete", str(rec)
+            saved = None
+        if isinstance(saved, dict) and saved.get("status") == "complete":
+            return "complete", f"record.json of {saved.get('created', '?')}"
     lease = run_dir / LEASE
     if lease.exists() and _lease_alive(lease):
         return "running", _lease_owner(lease)
@@ -89,7 +89,7 @@ def run_state(run_dir: Path) -> tuple[str, str]:
             return "failed", str(failed)
     units = ckpt.units(run_dir / "checkpoint")
     if units:
-        return "interrupted", f"checkpoint of step {units[0][0]} (--resume continues)"
+        return "interrupted", f"checkpoint of step {units[0][0]} (the same sweep command continues it)"
     return "not started", ""
 
 
