@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import AfterValidator, Field, NonNegativeInt, PlainValidator, PositiveInt, model_validator
 
 from fasbench.options import Options
 
@@ -27,6 +27,16 @@ def _device(value: str) -> str:
 
 #: ``auto``, ``cpu``, ``mps`` or a CUDA device (``cuda``, ``cuda:1``)
 Device = Annotated[str, AfterValidator(_device)]
+
+
+def _workers(value: object) -> int | str:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError("use a number of DataLoader workers >= 0, or auto (0 on the CPU, 2 on CUDA)")
+
+
+#: DataLoader workers per process: an integer >= 0 or ``auto``
+Workers = Annotated[int | str, PlainValidator(_workers)]
 
 
 def _logger(value: str | list[str]) -> str | list[str]:
@@ -53,7 +63,7 @@ class TrainerSettings(Section):
     eval_every: NonNegativeInt  # 0 = only at the end
     log_every: PositiveInt
     checkpoint_every: NonNegativeInt  # 0 = no checkpoints
-    num_workers: NonNegativeInt | Literal["auto"]  # auto: 0 on the CPU, 2 on CUDA
+    num_workers: Workers  # auto: 0 on the CPU, 2 on CUDA
     amp: bool
     channels_last: bool
     grad_clip: NonNegativeFloat  # 0 = off
