@@ -28,7 +28,7 @@ from fasbench.records import read_record
 #: DAT: dropout (global random state) and a domain head; 6 steps, a checkpoint and an
 #: evaluation every 2, source-val selection (best-weights files are written too).
 RUN = ["run", "dat", "--protocol", "MC->I", "--no-progress", "trainer=smoke", "trainer.max_steps=6",
-       "eval.checkpoint=source-val", "eval.bootstrap=0", "device=cpu", *TINY_WORLD]
+       "eval.checkpoint=source-val", "eval.bootstrap=0", "device=cpu", "trainer.keep_checkpoints=1", *TINY_WORLD]
 RUN_DIR = ("MC_to_I", "dat", "MC_to_I", "seed0")
 
 #: kill the process (SIGKILL: no clean-up of any kind) at the N-th time a write point is reached

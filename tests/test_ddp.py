@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: DAT: dropout (global random state), a domain head and a step-counting buffer; 4 steps, an
 #: evaluation and a checkpoint every 2, source-val selection (best-weights files too)
 RUN = ["run", "dat", "--protocol", "MC->I", "--no-progress", "trainer=smoke", "eval.checkpoint=source-val",
-       "eval.bootstrap=0", "device=cpu", *TINY_WORLD]
+       "eval.bootstrap=0", "device=cpu", "trainer.keep_checkpoints=1", *TINY_WORLD]
 RUN_DIR = ("MC_to_I", "dat", "MC_to_I", "seed0")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
 

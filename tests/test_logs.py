@@ -92,3 +92,48 @@ def test_progress_bars_only_in_a_terminal(monkeypatch):
     assert bar_disabled(True) is False and bar_disabled(False) is True  # --no-progress still wins
     monkeypatch.setenv("FASBENCH_PROGRESS", "0")
     assert bar_disabled(True) is True
+
+
+@pytest.mark.slow
+def test_a_run_logs_its_steps_and_keeps_only_what_is_asked(run_cli, tmp_path):
+    """log.csv holds every logged step and the record's evaluation points; by default a complete
+    run keeps record, scores, student weights and logs, not its checkpoints."""
+    pytest.importorskip("tensorboard")
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fasbench.contract import TINY_WORLD
+
+    base = ["run", "erm", "--protocol", "MC->I", "--no-progress", "trainer=smoke", "eval.bootstrap=0", "device=cpu",
+            *TINY_WORLD]
+    rel = ("MC_to_I", "erm", "MC_to_I", "seed0")
+    done = run_cli(*base, "trainer.logger=[csv,tensorboard]", "--out", tmp_path / "a")
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = tmp_path.joinpath("a", *rel)
+    rec = json.loads((run_dir / "record.json").read_text())
+    rows = _rows(run_dir / CSV_NAME)
+    train = [r for r in rows if r["kind"] == "train"]
+    assert [int(r["step"]) for r in train] == [1, 2, 3, 4]  # trainer=smoke: log_every=1, 4 steps
+    evals = {int(r["step"]): r for r in rows if r["kind"] == "eval"}
+    assert sorted(evals) == [p["step"] for p in rec["curve"]] == [2, 4]
+    for point in rec["curve"]:  # the same numbers as the record's curve, evaluation and losses
+        row = evals[point["step"]]
+        assert float(row["val/EER"]) == pytest.approx(point["val/EER"], abs=1e-12)
+        assert float(row["target/HTER@source-val-threshold"]) == pytest.approx(point["target/HTER@source-val-threshold"])
+        loss_row = next(r for r in train if int(r["step"]) == point["step"])
+        assert float(loss_row["loss/ce"]) == pytest.approx(point["loss/ce"], abs=1e-12)
+    assert all(0 < float(r["lr"]) for r in train)
+    acc = EventAccumulator(str(run_dir / TB_DIR))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss/ce")] == [1, 2, 3, 4]
+    assert [round(e.value, 5) for e in acc.Scalars("val/EER")] == [round(p["val/EER"], 5) for p in rec["curve"]]
+    # keep_checkpoints=0 (the default): the checkpoints are gone, what the run reports stays
+    assert not (run_dir / "checkpoint").exists()
+    assert {"record.json", "scores.csv.gz", "student.safetensors", CSV_NAME} <= {p.name for p in run_dir.iterdir()}
+
+    done = run_cli(*base, "trainer.keep_checkpoints=1", "eval.checkpoint=source-val", "--out", tmp_path / "b")
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = tmp_path.joinpath("b", *rel, "checkpoint")
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step-00000004"]  # the newest one; best-weights files removed
+    assert "it/s" not in done.stderr  # --no-progress, and never a bar when stderr is not a terminal

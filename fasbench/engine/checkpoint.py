@@ -153,6 +153,8 @@ def finish(ckpt_dir: Path, keep: int = 0) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    if (ckpt_dir / BEST).is_dir() and not any((ckpt_dir / BEST).iterdir()):
+        (ckpt_dir / BEST).rmdir()
     return gone
 
 

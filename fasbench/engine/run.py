@@ -143,6 +143,9 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
     tasks = _selected_tasks(protocol, cfg.get("tasks"))
     ds_entry = plugins.registry("datasets").get(str(cfg.data.name))
     check_optimizer(str(cfg.optim.name))
+    from fasbench.engine.logs import check_available, parse_loggers
+
+    check_available(parse_loggers(cfg.trainer.get("logger", "csv")))  # tensorboard asked for and missing: one line now
     from fasbench.engine.trainer import check_writable
 
     check_writable(Path(str(cfg.out)))  # before any data loads: a wrong --out costs seconds, not a run
@@ -211,6 +214,10 @@ def run_protocol(cfg: DictConfig, *, seeds: list[int] | None = None, resume: boo
                 raise
             if world.is_main:
                 (rdir / FAILED).unlink(missing_ok=True)
+                from fasbench.engine import checkpoint as ckpt
+
+                # the record, scores and selected student are written: keep trainer.keep_checkpoints step checkpoints
+                ckpt.finish(rdir / "checkpoint", int(tcfg.trainer.get("keep_checkpoints", 0) or 0))
             world.barrier()
         echo(f"{task.name} seed {seed}: record written to {path}")
         records.append(rec)

@@ -34,6 +34,7 @@ from fasbench.data.sampler import BalancedBatchSampler
 from fasbench.engine import checkpoint as ckpt
 from fasbench.engine import distributed, rng
 from fasbench.engine.identity import _versions, check_same_code, check_same_config, check_same_identity, code_identity, config_hash
+from fasbench.engine.logs import RunLogger, parse_loggers
 from fasbench.engine.scoring import encode_scores, score_rows
 from fasbench.errors import FasbenchError, Interrupted
 from fasbench.metrics import ScoreSet, evaluate, resolve_metrics
@@ -41,6 +42,7 @@ from fasbench.options import validate
 from fasbench.protocols import Protocol, Task
 from fasbench.records import SCHEMA, RunRecord, identity_of
 from fasbench.settings import EvalSettings, TrainerSettings
+from fasbench.util import bar_disabled
 
 
 def resolve_device(name: str) -> torch.device:
@@ -265,6 +267,8 @@ class TaskRunner:
         point["target/HTER@target-eer-threshold"] = t["target-eer-threshold"]["metrics"].get("HTER")
         point["target/AUC"] = t["target-eer-threshold"]["metrics"].get("AUC")
         history.append(point)
+        if self._logger is not None:
+            self._logger.eval(point)
         if bar is not None:
             postfix.update({"valEER": _fmt(point.get("val/EER")), "tgtHTER": _fmt(point["target/HTER@source-val-threshold"])})
             bar.set_postfix(postfix)
@@ -360,6 +364,7 @@ class TaskRunner:
         """
         self._last_ckpt: int | None = None
         self._step = 0
+        self._logger: RunLogger | None = None
         try:
             return self._run()
         except KeyboardInterrupt as exc:
@@ -376,6 +381,9 @@ class TaskRunner:
             else:
                 hint = "checkpoints are off (trainer.checkpoint_every=0): a rerun starts the task again"
             raise Interrupted(f"{desc} interrupted at step {self._step}; {hint}") from None
+        finally:
+            if self._logger is not None:
+                self._logger.close()
 
     def _run(self) -> RunRecord:
         t0 = time.perf_counter()
@@ -409,10 +417,13 @@ class TaskRunner:
         gen = torch.Generator()
         log_every = max(1, int(self.cfg.trainer.log_every))
         ckpt_every = int(self.cfg.trainer.checkpoint_every or 0)
+        keep = max(1, int(self.cfg.trainer.get("keep_checkpoints", 0) or 0))  # while training: resume needs one
         train_s = eval_s = 0.0
         desc = f"{self.cfg.method.name} {self.task.name} s{self.cfg.seed}"
-        bar = tqdm(total=self.max_steps, initial=start, desc=desc, disable=not (self.progress and main),
+        bar = tqdm(total=self.max_steps, initial=start, desc=desc, disable=bar_disabled(self.progress and main),
                    dynamic_ncols=True, leave=True)
+        if main:  # RUN_DIR/log.csv (+ TensorBoard): rows past a resumed checkpoint are dropped
+            self._logger = RunLogger(self.run_dir, parse_loggers(self.cfg.trainer.logger), start_step=start)
         postfix: dict[str, str] = {}
         self.method.train()
         if rng_state is not None:  # last, after everything that draws from the global generators
@@ -445,6 +456,8 @@ class TaskRunner:
             self._step = step
             if step % log_every == 0 or step == self.max_steps:
                 running = self._logged_losses(losses, step, desc)
+                if self._logger is not None:
+                    self._logger.train(step, running, lr=self.scheduler.get_last_lr()[0])
                 postfix.update({k: f"{v:.3f}" for k, v in running.items()})
                 bar.set_postfix(postfix, refresh=False)
             bar.update(1)
@@ -459,7 +472,7 @@ class TaskRunner:
             if ckpt_every and (step % ckpt_every == 0 or step == self.max_steps):
                 state = self._loop_state(step, history, best, running)  # every rank: gathers the random states
                 if main:
-                    self._write(lambda s=state: ckpt.save(ckpt_dir, self.method, s), step, ckpt_dir)
+                    self._write(lambda s=state: ckpt.save(ckpt_dir, self.method, s, keep=keep), step, ckpt_dir)
                 self._last_ckpt = step
         bar.close()
         train_s += time.perf_counter() - t_train
