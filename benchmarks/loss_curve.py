@@ -21,7 +21,7 @@ import sys
 
 
 def fifths(rows: list[dict[str, float]]) -> list[float]:
-    """Mean total loss over each fifth of the logged steps."""
+    """Mean total loss over each fifth of the logged steps (of one run)."""
     n = len(rows)
     out = []
     for i in range(5):
@@ -47,7 +47,7 @@ def main() -> int:
 
     def keep(self, losses, step, desc):
         vals = original(self, losses, step, desc)
-        rows.append({"step": step, **vals, "total": sum(vals.values())})
+        rows.append({"run": desc, "step": step, **vals, "total": sum(vals.values())})
         return vals
 
     trainer.TaskRunner._logged_losses = keep
@@ -55,16 +55,16 @@ def main() -> int:
     if not rows:
         print("no training steps were logged", file=sys.stderr)
         return rc or 1
-    names = list(rows[0])
+    names = list(dict.fromkeys(k for r in rows for k in r))
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=names)
         w.writeheader()
         w.writerows(rows)
-    m = fifths(rows)
-    print("mean total loss per fifth of the run: " + ", ".join(f"{v:.4f}" for v in m))
-    flat = abs(m[4] - m[3]) <= max(args.rel * m[3], args.abs)
-    print(f"last fifth {m[4]:.4f} vs previous {m[3]:.4f}: {'flat' if flat else 'still falling'} "
-          f"(criterion: within max({args.rel:.0%}, {args.abs} nats))")
+    for run in dict.fromkeys(r["run"] for r in rows):  # one line per task and seed
+        m = fifths([r for r in rows if r["run"] == run])
+        flat = abs(m[4] - m[3]) <= max(args.rel * m[3], args.abs)
+        print(f"{run}: mean total loss per fifth {', '.join(f'{v:.4f}' for v in m)}; last fifth vs previous: "
+              f"{'flat' if flat else 'still falling'} (criterion: within max({args.rel:.0%}, {args.abs} nats))")
     return rc
 
 

@@ -97,6 +97,7 @@ def test_label_preserving_attack_keeps_the_live_spoof_loss_while_domain_only_rai
     assert ce_lp <= ce0 + CE_BOUND_ABS and ce_lp <= ce0 * (1 + CE_BOUND_REL), (ce0, ce_lp)
     # the domain-only attack erases spoof evidence: the live/spoof loss rises by half or more
     (ce0_do, _, _), (ce_do, _, _) = out["domain-only"]
+    print(f"live/spoof CE: clean {ce0:.3f}, label-preserving {ce_lp:.3f}, domain-only {ce_do:.3f}")
     assert ce0_do == ce0 and ce_do > 1.5 * ce0, (ce0, ce_do)
 
 
