@@ -14,13 +14,16 @@ work is the same. Needs the sweep extra (pip install -e '.[sweep]').
 
 Prints a summary, then one JSON object on the last line (``ratio`` = sequential s / sweep s;
 the goal on a 2-core machine is >= 1.7). The 1-minute load average before and after each side
-is reported: other processes on the machine slow both sides and shrink the ratio.
+is reported: other processes on the machine slow both sides and shrink the ratio (on a
+saturated machine two processes get no more CPU than one). The CPU seconds of each side say
+what the sweep costs beyond the runs themselves, whatever the load.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -37,14 +40,19 @@ def _common(steps: int) -> list[str]:
             "eval.bootstrap=0", "device=cpu", *TINY_WORLD]
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, tuple[float, float]]:
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, tuple[float, float], float]:
+    """Wall seconds, the 1-minute load average before and after, and the CPU seconds (user +
+    system) of the command and every process it waited for (joblib's workers included)."""
     load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd[:6])} ... failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return elapsed, (load, os.getloadavg()[0])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, (load, os.getloadavg()[0]), cpu
 
 
 def _scores(out: Path) -> dict[int, str]:
@@ -69,12 +77,13 @@ def main() -> None:
         _timed([*fasbench, *_common(1), "--out", str(Path(tmp) / "warm")], env)
         seeds = list(range(args.runs))
         seq_out, sweep_out = Path(tmp) / "sequential", Path(tmp) / "sweep"
-        seq_s, seq_load = _timed([*fasbench, *_common(args.steps), "--seeds", f"0-{args.runs - 1}", "--out", str(seq_out)], env)
-        print(f"sequential: {args.runs} runs in {seq_s:.1f} s (load {seq_load[0]:.1f} -> {seq_load[1]:.1f})")
-        sweep_s, sweep_load = _timed([*fasbench, "-m", *_common(args.steps), f"seed={','.join(map(str, seeds))}",
+        seq_s, seq_load, seq_cpu = _timed([*fasbench, *_common(args.steps), "--seeds", f"0-{args.runs - 1}", "--out", str(seq_out)], env)
+        print(f"sequential: {args.runs} runs in {seq_s:.1f} s, {seq_cpu:.1f} CPU s (load {seq_load[0]:.1f} -> {seq_load[1]:.1f})")
+        sweep_s, sweep_load, sweep_cpu = _timed([*fasbench, "-m", *_common(args.steps), f"seed={','.join(map(str, seeds))}",
                                       "--out", str(sweep_out), "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"],
                                      env)
-        print(f"joblib, {args.jobs} jobs: {args.runs} runs in {sweep_s:.1f} s (load {sweep_load[0]:.1f} -> {sweep_load[1]:.1f})")
+        print(f"joblib, {args.jobs} jobs: {args.runs} runs in {sweep_s:.1f} s, {sweep_cpu:.1f} CPU s "
+              f"(load {sweep_load[0]:.1f} -> {sweep_load[1]:.1f})")
         a, b = _scores(seq_out), _scores(sweep_out)
         same = sorted(a) == sorted(b) == seeds and a == b
     result = {
@@ -84,6 +93,10 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "sequential_s": round(seq_s, 2), "joblib_s": round(sweep_s, 2), "ratio": round(seq_s / sweep_s, 3),
         "same_scores": same,
+        # CPU seconds of all processes of each side: what the sweep costs beyond the same runs
+        # (more start-ups, one per worker); on an idle machine the ratio is bounded by
+        # n_jobs * sequential_cpu_s / joblib_cpu_s
+        "sequential_cpu_s": round(seq_cpu, 2), "joblib_cpu_s": round(sweep_cpu, 2),
         "load_1min": {"sequential": [round(x, 2) for x in seq_load], "joblib": [round(x, 2) for x in sweep_load]},
     }
     print(f"sequential / joblib = {result['ratio']:.2f} (goal >= 1.7 on 2 cores); same scores: {same}")

@@ -68,7 +68,7 @@ def test_joblib_runs_two_jobs_in_two_processes_with_loader_workers(run_cli, tmp_
         (saved,) = job_dir.glob(".hydra/*/overrides.yaml")  # ... and the job's own .hydra folder lists them all
         assert f"optim.lr={lr}" in saved.read_text() and "trainer.num_workers=2" in saved.read_text()
     results = _results(out)
-    assert [r["status"] for r in results] == ["complete", "complete"]
+    assert [(r["status"], r["launcher"], r["device"]) for r in results] == [("complete", "joblib", "cpu")] * 2
     assert len({r["pid"] for r in results}) == 2  # two worker processes
     # the same command again: both jobs complete, dropped before anything is launched
     again = run_cli(*args, timeout=300)

@@ -202,7 +202,7 @@ def _multirun(args) -> int:
     if not todo:
         print(f"fasbench: every job of this sweep is complete; records under {out}/multirun", file=sys.stderr)
         return 0
-    results = plan.with_suffix("")
+    results = plan.with_suffix("").resolve()  # absolute: a cluster job may start elsewhere
     results.mkdir(parents=True, exist_ok=True)
     hydra_overrides = [f"hydra.sweep.dir={out}/multirun",
                        # named by the overrides that are not already in the run path (PROTOCOL/METHOD/TASK/seedN),

@@ -210,7 +210,7 @@ class SweepJob:
             cfg.out = hc.runtime.output_dir
             fconfig.check_config(cfg)  # the config `fasbench run` composes, value for value (config hash)
             OmegaConf.set_struct(cfg, False)
-            launcher = hc.runtime.choices.get("hydra/launcher")
+            launcher = result["launcher"] = hc.runtime.choices.get("hydra/launcher")
             with job_slot(str(cfg.device), int(cfg.trainer.jobs_per_gpu), launcher) as device:
                 if device is not None:
                     cfg.device = device
@@ -274,7 +274,8 @@ SWEEPER_TARGET = "hydra_plugins.fasbench_sweeper.SkipCompleteSweeper"
 def install_sweeper(skip: list[str]) -> str:
     """Register ``hydra/sweeper=fasbench``: Hydra's basic sweeper (the same jobs, the same
     order), less the jobs whose key is in ``skip`` (every run complete), dropped before any
-    launcher sees them. Returns the override that selects it."""
+    launcher sees them, and without composing every job a second time in this process (the
+    caller checked them all). Returns the override that selects it."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
@@ -291,6 +292,10 @@ def install_sweeper(skip: list[str]) -> str:
                 jobs = [j for j in jobs if job_key(j) not in self.skip]
                 n = max_batch_size or len(jobs) or 1
                 return [jobs[i:i + n] for i in range(0, len(jobs), n)]
+
+            def validate_batch_is_legal(self, batch) -> None:
+                # fasbench composed and type-checked every job before launching (commands.run._check_sweep)
+                return None
 
         # Hydra locates a plugin by its dotted name inside ``hydra_plugins`` (and imports that
         # module to instantiate it): the class gets a module of that name in this process only
