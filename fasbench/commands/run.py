@@ -43,7 +43,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true",
                    help="keep complete records and continue interrupted tasks from their last checkpoint")
     p.add_argument("--multirun", "-m", action="store_true",
-                   help="Hydra sweep over comma-separated overrides (e.g. optim.lr=1e-3,3e-4 seed=0,1,2)")
+                   help="Hydra sweep over comma-separated overrides (e.g. optim.lr=1e-3,3e-4 seed=0,1,2); jobs always "
+                        "resume; parallel or on SLURM with hydra/launcher=joblib|submitit_slurm (docs/sweeps.md)")
     p.add_argument("--cfg", action="store_true",
                    help="print the composed config (YAML, with --protocol/--seed/--out/--tasks applied; every job's with -m) "
                         "and exit without running")
