@@ -286,9 +286,18 @@ def _check_sweep(overrides: list[str], show: bool = False) -> list[dict]:
 
     seen: set[tuple[str, str, str]] = set()
     plan = []
+    composed: dict[tuple[str, ...], object] = {}  # jobs that differ in their seed alone are composed once
     for job in jobs:
+        rest = tuple(o for o in job if o.split("=", 1)[0] != "seed")
+        seed = [o.split("=", 1)[1] for o in job if o.split("=", 1)[0] == "seed"]
         try:
-            cfg = config.compose(job)
+            if rest not in composed:
+                composed[rest] = config.compose(list(rest))
+            cfg = composed[rest].copy()
+            if seed:  # a plain top-level int: set and checked like --seed
+                OmegaConf.set_struct(cfg, False)
+                cfg.seed = int(seed[-1]) if seed[-1].lstrip("-").isdigit() else seed[-1]
+                config.check_root(cfg)
         except FasbenchError as exc:
             raise FasbenchError(f"sweep job [{' '.join(job)}]: {exc}") from None
         protocol, _ = resolve_protocol(str(cfg.protocol))
