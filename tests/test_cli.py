@@ -223,8 +223,9 @@ def test_multirun_sweep_gives_every_job_its_own_records(run_cli, tmp_path):
     planned = {r["run_dir"]: r["overrides"] for r in rows}
     assert all(f"optim.lr={r['config']['optim']['lr']}" in planned[str(p.parent)] for p, r in zip(paths, recs))
     assert all(len(p.relative_to(tmp_path / "multirun").parts[0].encode()) <= 200 for p in paths)
-    # the sweep's directories are named by its overrides: --resume finds and keeps both runs
+    # the sweep's directories are named by its overrides: a relaunch finds both runs complete
+    # and drops their jobs before anything is launched
     again = run_cli(*args, "--resume", timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("complete, kept") == 2
+    assert "2 job(s) complete, skipped" in again.stderr and "every job of this sweep is complete" in again.stderr
     assert [json.loads(p.read_text())["created"] for p in paths] == [r["created"] for r in recs]
