@@ -20,7 +20,7 @@ def test_readme_names_the_demo_and_test_commands_ci_runs():
     assert "fasbench run erm --protocol MICO --data synthetic" in README
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README and "python -m pytest -q" in ci
-    setup = "pip install -c constraints.txt -e \".[test]\" -e plugins/baselines -e plugins/dtda"
+    setup = "pip install -c constraints.txt -e \".[test,all]\" -e plugins/baselines -e plugins/dtda"
     assert setup in README and setup.replace("pip install", "python -m pip install --quiet") in ci
 
 

@@ -15,7 +15,8 @@ from fasbench.records import fields_diff
 #: the run identity instead; the ``eval.metrics`` list and the bootstrap settings only choose
 #: which numbers are reported, never the numbers themselves.
 NON_RESULT_KEYS = ("seed", "out", "tasks", "device", "trainer.num_workers", "trainer.jobs_per_gpu", "trainer.log_every",
-                   "trainer.checkpoint_every", "eval.batch_size", "eval.metrics", "eval.bootstrap",
+                   "trainer.logger", "trainer.keep_checkpoints", "trainer.checkpoint_every", "eval.batch_size", "eval.metrics",
+                   "eval.bootstrap",
                    "eval.ci_level", "data.cache_dir", "data.roots")
 
 
