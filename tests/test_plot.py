@@ -354,7 +354,11 @@ def test_plot_a_run_made_here(tmp_path, capsys):
     assert sum(hist["panels"][1]["n"].values()) == rec.target["source-val-threshold"].n_videos
     curves = json.loads(next(figs.rglob("curves.json")).read_text())
     assert curves["steps"] == [p["step"] for p in rec.curve] == [2, 4]
-    assert curves["series"]["loss"]["loss/ce"] == [p["loss/ce"] for p in rec.curve]
+    # every run keeps log.csv: the losses are drawn at every logged step, and at the evaluated
+    # steps they are the record's curve values
+    assert curves["loss_source"] == "log.csv" and curves["loss_steps"] == [1, 2, 3, 4]
+    drawn = dict(zip(curves["loss_steps"], curves["series"]["loss"]["loss/ce"]))
+    assert [drawn[p["step"]] for p in rec.curve] == pytest.approx([p["loss/ce"] for p in rec.curve], abs=1e-12)
     chart = json.loads((figs / "leaderboard-source-val-threshold.json").read_text())
     assert chart["groups"][0]["bars"][0]["mean"] == rec.target["source-val-threshold"].metrics["HTER"]
     assert math.isfinite(chart["groups"][0]["bars"][-1]["mean"])  # one task covers the protocol: an average
