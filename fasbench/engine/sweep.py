@@ -3,6 +3,7 @@ runs (complete / running / interrupted / failed / not started), read from the ru
 themselves (DomainBed's ``sweep`` status is the model: the files are the truth)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -241,11 +242,9 @@ def _mark_failed(cfg: Any, exc: BaseException, since: float) -> None:
         failed = rd / FAILED
         if run_state(rd)[0] == "complete" or (failed.exists() and failed.stat().st_mtime >= since):
             continue
-        try:
+        with contextlib.suppress(OSError):  # an unwritable run folder: the job's result file still says why
             rd.mkdir(parents=True, exist_ok=True)
             write_failed(rd, exc)
-        except OSError:  # an unwritable run folder: the job's result file still says why
-            pass
 
 
 # --------------------------------------------------------------------------- the parent's side
