@@ -74,9 +74,9 @@ def make_run(root: Path, method: str, task: str, seed: int, sep: float, *, proto
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
+def runs(module_tmp) -> Path:
     """erm (weaker) and dat (stronger) on two MICO tasks, seeds 0-2; dat lacks seed 2 on ICM->O."""
-    root = tmp_path_factory.mktemp("runs")
+    root = module_tmp("runs")
     for task in TASKS:
         for seed in range(3):
             make_run(root, "erm", task, seed, sep=0.18)

@@ -49,16 +49,16 @@ sys.exit(main(sys.argv[3:]))
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("driver") / "kill_at.py"
+def driver(module_tmp) -> Path:
+    path = module_tmp("driver") / "kill_at.py"
     path.write_text(DRIVER)
     return path
 
 
 @pytest.fixture(scope="module")
-def reference(run_cli, tmp_path_factory) -> dict:
+def reference(run_cli, module_tmp) -> dict:
     """The uninterrupted run's record."""
-    out = tmp_path_factory.mktemp("uninterrupted")
+    out = module_tmp("uninterrupted")
     proc = run_cli(*RUN, "--out", out, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.joinpath(*RUN_DIR, "record.json").read_text())
@@ -87,11 +87,6 @@ def test_kill_at_every_checkpoint_write_point_then_resume_equals_uninterrupted(d
                                 env=cli_env(), capture_output=True, text=True, timeout=300)
         resumed = subprocess.run([sys.executable, "-m", "fasbench", *RUN, "--out", str(out), "--resume"],
                                  env=cli_env(), capture_output=True, text=True, timeout=300)
-        return case, out, killed, resumed
-
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(one, KILLS))
-    for (point, nth), out, killed, resumed in results:
         assert killed.returncode == -signal.SIGKILL, (point, nth, killed.stderr[-2000:])
         assert resumed.returncode == 0, (point, nth, resumed.stderr[-2000:])
         run_dir = out.joinpath(*RUN_DIR)
@@ -100,6 +95,10 @@ def test_kill_at_every_checkpoint_write_point_then_resume_equals_uninterrupted(d
         assert rec["timings"]["resumed_from_step"] in (0, 2, 4), (point, nth)
         assert not _leftovers(out), (point, nth, _leftovers(out))
         assert [p.name for p in (run_dir / "checkpoint").iterdir() if p.name.startswith("step-")] == ["step-00000006"]
+        shutil.rmtree(out)  # each case keeps ~130 MB of checkpoints: checked, then gone
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, KILLS))
 
 
 def test_kills_at_random_moments_then_resume_equals_uninterrupted(reference, cli_env, tmp_path):
@@ -121,7 +120,9 @@ def test_ctrl_c_says_what_resume_continues_from(cli_env, tmp_path):
     out = tmp_path / "sigint"
     ckpt_dir = out.joinpath(*RUN_DIR, "checkpoint")
     proc = subprocess.Popen([sys.executable, "-m", "fasbench", *RUN, "trainer.max_steps=400", "trainer.eval_every=0",
-                             "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background inherits SIGINT ignored: Ctrl-C's handler needs it back
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (ckpt_dir.is_dir() and any(p.name.startswith("step-") for p in ckpt_dir.iterdir())):
         assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
@@ -161,9 +162,9 @@ def interrupt_after_first_checkpoint(cfg) -> Path:
 
 
 @pytest.fixture(scope="module")
-def interrupted(fasbench_cache, tmp_path_factory) -> Path:
+def interrupted(fasbench_cache, module_tmp) -> Path:
     """The output folder of an erm run stopped after its first checkpoint (copy it before use)."""
-    out = tmp_path_factory.mktemp("interrupted")
+    out = module_tmp("interrupted")
     interrupt_after_first_checkpoint(make_cfg(fasbench_cache, out))
     return out
 

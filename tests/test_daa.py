@@ -184,8 +184,8 @@ def test_noise_is_sign_noise_of_the_daa_budget_and_no_attack():
 
 
 @pytest.fixture(scope="module")
-def tiny_teachers(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("teachers-cache")
+def tiny_teachers(module_tmp):
+    cache = module_tmp("teachers-cache")
     pretrain(TINY_PRETRAIN, cache_dir=cache, progress=False)
     dirs = teacher_dirs(TINY_PRETRAIN, cache)
     return [f"method.teachers.{r}.weights=local-dir:{dirs[r]}" for r in ("perceptual", "generative")], dirs

@@ -44,10 +44,10 @@ def make_wren(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def installed(module_tmp) -> Path:
     """examples/dataset-example pip-installed into a target dir (built from a copy, so no
     build/ or *.egg-info lands in the repository)."""
-    root = tmp_path_factory.mktemp("dataset-plugin")
+    root = module_tmp("dataset-plugin")
     src = root / "src"
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = root / "site"
@@ -61,8 +61,8 @@ def installed(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wren_root(tmp_path_factory) -> Path:
-    return make_wren(tmp_path_factory.mktemp("fake-wren") / "WrenPAD")
+def wren_root(module_tmp) -> Path:
+    return make_wren(module_tmp("fake-wren") / "WrenPAD")
 
 
 @pytest.fixture

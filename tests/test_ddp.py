@@ -190,10 +190,10 @@ def _files(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(cli_env, tmp_path_factory):
+def runs(cli_env, module_tmp):
     """One process; torchrun on slices (weights of every rank dumped); torchrun with every rank
     on the full batch; torchrun with a NaN on rank 1. Two at a time."""
-    base = tmp_path_factory.mktemp("ddp")
+    base = module_tmp("ddp")
     driver = base / "driver.py"
     driver.write_text(DRIVER)
     dump = base / "dump"

@@ -39,8 +39,8 @@ RECORDED_KEY = "synthetic-v3-547d0e5c1e06"
 
 
 @pytest.fixture(scope="module")
-def tiny_teachers(tmp_path_factory) -> dict[str, Path]:
-    cache = tmp_path_factory.mktemp("teachers-cache")
+def tiny_teachers(module_tmp) -> dict[str, Path]:
+    cache = module_tmp("teachers-cache")
     pretrain(TINY_PRETRAIN, cache_dir=cache, progress=False)
     return teacher_dirs(TINY_PRETRAIN, cache)
 

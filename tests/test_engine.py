@@ -19,8 +19,8 @@ from fasbench.records import SCHEMA, json_schema, read_record, run_key
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("fbcache"))
+def cache(module_tmp):
+    return str(module_tmp("fbcache"))
 
 
 def make_cfg(cache, out, *extra):

@@ -18,17 +18,17 @@ pytest.importorskip("onnxscript")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("export"))
+def run(module_tmp):
+    return train_tiny_run(module_tmp("export"))
 
 
 @pytest.fixture(scope="module")
-def exported(run, tmp_path_factory):
+def exported(run, module_tmp):
     """The export's file and what it printed (--json)."""
     import contextlib
     import io
 
-    out = tmp_path_factory.mktemp("onnx") / "student.onnx"
+    out = module_tmp("onnx") / "student.onnx"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = cli.main(["export", str(run.run_dir), "--onnx", "--out", str(out), "--json"])

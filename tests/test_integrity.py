@@ -39,8 +39,8 @@ def _target_curve(rec):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("fbcache"))
+def cache(module_tmp):
+    return str(module_tmp("fbcache"))
 
 
 def test_val_curve_and_selection_do_not_depend_on_the_target(cache, tmp_path):
@@ -98,8 +98,8 @@ def test_oracle_selection_is_labelled(cache, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def one_run(cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("one-run")
+def one_run(cache, module_tmp):
+    out = module_tmp("one-run")
     rec = run_protocol(_cfg(cache, out, "MC->I", "eval.checkpoint=last", "eval.bootstrap=200"),
                        progress=False, echo=lambda *_: None)[0]
     return rec, out / "MC_to_I" / "erm" / "MC_to_I" / "seed0"

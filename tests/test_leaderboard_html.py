@@ -83,8 +83,8 @@ def _csv_num(value) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
+def built(module_tmp):
+    runs = module_tmp("runs")
     shutil.copytree(MICO, runs / "MICO")
     for task in ("OCI_to_M", "OMI_to_C"):  # three seeds (std cells), two of four tasks (no average)
         shutil.copytree(BOARD64 / "erm" / task, runs / "board64" / "erm" / task)

@@ -173,12 +173,12 @@ def _manifest(root, paths):
 
 
 @pytest.fixture(scope="module")
-def oriented(tmp_path_factory):
+def oriented(module_tmp):
     """One prepared dataset: upright, 180 and 90 degree videos with their display matrix, the
     same turned videos without it (controls), a rotated JPEG with its EXIF tag, a gradient."""
     from fasbench.data.prepare import PrepConfig, prepare
 
-    root = tmp_path_factory.mktemp("oriented")
+    root = module_tmp("oriented")
     ups = [upright_frame(k) for k in range(N_FRAMES)]
     write_video(root / "upright.mp4", ups)
     write_video(root / "rot180.mp4", [stored(f, 180) for f in ups], rotation=180)
@@ -194,7 +194,7 @@ def oriented(tmp_path_factory):
     write_video(root / "gradient.mp4", [grad] * N_FRAMES)
     paths = ["upright.mp4", "rot180.mp4", "rot90.mov", "rot270_mirrored.mp4", "control180.mp4", "control90.mov",
              "photo.jpg", "gradient.mp4"]
-    cache = tmp_path_factory.mktemp("oriented-cache")
+    cache = module_tmp("oriented-cache")
     p = prepare(_manifest(root, paths), root, PrepConfig.from_mapping(), cache, workers=1, progress=False)
     return root, p
 

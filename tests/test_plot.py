@@ -28,16 +28,16 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
+def runs(module_tmp) -> Path:
     """The committed main-job records (erm and dtda, four MICO tasks, seed 0) in a scratch folder."""
-    dst = tmp_path_factory.mktemp("runs") / "MICO"
+    dst = module_tmp("runs") / "MICO"
     shutil.copytree(MICO, dst)
     return dst
 
 
 @pytest.fixture(scope="module")
-def plotted(runs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("figs")
+def plotted(runs, module_tmp):
+    out = module_tmp("figs")
     index = plot_records(load_records(runs), out, formats=["png"], figures=["roc", "det", "hist", "curves"])
     return out, index
 

@@ -278,9 +278,9 @@ def _write_throwaway(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def installed(module_tmp) -> Path:
     """The throwaway plugin and examples/plugin-example, pip-installed into one target dir."""
-    root = tmp_path_factory.mktemp("plugin-install")
+    root = module_tmp("plugin-install")
     throwaway = _write_throwaway(root)
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the repository.
     example = root / "example-src"
@@ -296,9 +296,9 @@ def installed(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(installed, cli_env, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+def runs(installed, cli_env, module_tmp) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     """``fasbench run`` of each installed method on a tiny world (both at once: one thread each)."""
-    out = tmp_path_factory.mktemp("plugin-runs")
+    out = module_tmp("plugin-runs")
     jobs = {
         "throwaway-erm": ["method.scale=0.5", "eval.metrics=[HTER,AUC,spoof-mean]"],
         "example-center-loss": ["method.center_weight=0.2"],

@@ -16,8 +16,8 @@ from fasbench.weights import sha256_file
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("predict"))
+def run(module_tmp):
+    return train_tiny_run(module_tmp("predict"))
 
 
 @pytest.fixture(scope="module")

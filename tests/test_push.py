@@ -17,8 +17,8 @@ from fasbench.records import read_record
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("push"))
+def run(module_tmp):
+    return train_tiny_run(module_tmp("push"))
 
 
 @pytest.fixture

@@ -131,8 +131,8 @@ def test_identification_is_nearest_gallery_identity():
 
 
 @pytest.fixture(scope="module")
-def small_teachers(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("teachers-quality")
+def small_teachers(module_tmp):
+    cache = module_tmp("teachers-quality")
     metrics = pt.pretrain(SMALL, cache_dir=cache, progress=False)
     return cache, metrics
 
@@ -171,10 +171,10 @@ def test_quality_command_refuses_bad_input():
 
 # --------------------------------------------------------------------------- cost knobs
 @pytest.fixture(scope="module")
-def tiny_overrides(tmp_path_factory) -> list[str]:
+def tiny_overrides(module_tmp) -> list[str]:
     cfg = pt.PretrainConfig(subjects=4, live_videos=2, frames_per_video=2, image_size=32, arc_steps=2, arc_batch=8,
                             vq_steps=2, vq_batch=4, vq_width=8, threads=1)
-    cache = tmp_path_factory.mktemp("tiny-teachers")
+    cache = module_tmp("tiny-teachers")
     pt.pretrain(cfg, cache_dir=cache, progress=False)
     dirs = pt.teacher_dirs(cfg, cache)
     return [f"method.teachers.{r}.weights=local-dir:{d}" for r, d in dirs.items()]

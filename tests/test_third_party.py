@@ -189,8 +189,8 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("kit")
+def kit(module_tmp) -> Path:
+    root = module_tmp("kit")
     src = root / "src"
     for rel, text in FILES.items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +205,8 @@ def kit(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finch_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finch") / "Finch"
+def finch_root(module_tmp) -> Path:
+    root = module_tmp("finch") / "Finch"
     for i, (subject, split) in enumerate((("F01", "train"), ("F02", "train"), ("F03", "test"))):
         for kind in ("live", "paper", "tablet"):
             write_video(root / split / kind / f"{subject}_1.mp4", "face", i)
