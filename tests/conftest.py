@@ -48,18 +48,19 @@ def _free_mib() -> int:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _SCRATCH.update(start=_free_mib(), low=None, after=None)
+    free = _free_mib()
+    _SCRATCH.update(start=free, low=free, after="the start")
 
 
 def pytest_runtest_logfinish(nodeid: str, location) -> None:
     free = _free_mib()
-    if _SCRATCH.get("low") is None or free < _SCRATCH["low"]:
+    if free < _SCRATCH.get("low", free + 1):
         _SCRATCH.update(low=free, after=nodeid)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """One line on the scratch disk: a suite that runs out of it fails in confusing places."""
-    if _SCRATCH.get("low") is not None:
+    if "low" in _SCRATCH:
         terminalreporter.write_line(
             f"scratch disk {tempfile.gettempdir()}: {_SCRATCH['start']} MiB free at the start, "
             f"{_SCRATCH['low']} MiB at the lowest (after {_SCRATCH['after']})"

@@ -5,7 +5,7 @@ adversarial feature training), DAA perturbs the *input images* so that a domain 
 on the student's features can no longer tell the source domains apart, and trains the
 student (and feeds the teachers) with the perturbed images.
 
-Two attacks (``objective``):
+Three attacks (``objective``):
 
 - ``label-preserving`` (default): the perturbation descends
   ``KL(p_domain || uniform) + label_weight * CE(live/spoof)``, the second term computed with the
@@ -17,6 +17,11 @@ Two attacks (``objective``):
   domain-shifting perturbations that keep the class is DDAIG's (Zhou et al., AAAI 2020), and a
   constrained adversarial augmentation with a label-keeping term is AdvST's (Zheng et al., 2024).
   Here they are ideas only: the code below is written for this harness.
+- ``label-hinge``: ``KL(p_domain || uniform) + label_weight * max(0, CE(x + delta) - CE(x_start))``
+  per sample, ``x_start`` the attack's starting point (the clean image with ``init=zero``). The
+  label-preserving objective *descends* the live/spoof loss, so its perturbed images end up
+  easier than the clean ones (their CE near zero) and teach the student little; the hinge only
+  stops the loss from rising, and leaves the direction to the domain term otherwise.
 - ``domain-only``: the domain term alone (the original attack of this plugin; with
   ``domain_loss=uniform steps=1 step_size=8/255 stop_kl=0`` it is exactly that attack).
 
@@ -137,9 +142,11 @@ class DomainAdversarialAttack(Aligner):
         ``label`` (live/spoof) is needed by the label-preserving objective."""
         eps = self.epsilon
         x = x.detach()
-        preserve = self.objective == "label-preserving" and self.label_weight > 0
+        preserve = self.objective in ("label-preserving", "label-hinge") and self.label_weight > 0
+        hinge = self.objective == "label-hinge"
+        ce_start: torch.Tensor | None = None
         if preserve and label is None:
-            raise FasbenchError("dtda.daa objective=label-preserving needs the batch's live/spoof labels")
+            raise FasbenchError(f"dtda.daa objective={self.objective} needs the batch's live/spoof labels")
         if self.init == "uniform":
             u = torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
             delta = ((u * 2 - 1) * eps).clamp(min=-x, max=1 - x)
@@ -162,8 +169,12 @@ class DomainAdversarialAttack(Aligner):
                         break
                 per = self._domain_term(logits, domain)
                 if preserve:
-                    per = per + self.label_weight * F.cross_entropy(
-                        student.classify(f["pooled"]).float(), label, reduction="none")
+                    ce = F.cross_entropy(student.classify(f["pooled"]).float(), label, reduction="none")
+                    if hinge:  # only a rise of the live/spoof loss above the starting point's is penalised
+                        if ce_start is None:
+                            ce_start = ce.detach()
+                        ce = F.relu(ce - ce_start)
+                    per = per + self.label_weight * ce
                 # the mean over the batch; stopped samples take no step (their sign is zeroed below)
                 (grad,) = torch.autograd.grad(per.mean(), delta)
                 step = self.step_size * grad.sign() * active.view(-1, *([1] * (x.ndim - 1))).to(grad.dtype)

@@ -61,9 +61,12 @@ DEFAULT_STEPS = 3
 class DAAOptions(Options):
     """``dtda.daa``: the domain adversarial attack (plugin README, "DAA")."""
 
-    # label-preserving: the attack descends KL(domain posterior || uniform) + label_weight * CE(live/spoof);
+    # label-preserving: the attack descends KL(domain posterior || uniform) + label_weight * CE(live/spoof)
+    # (which also makes the perturbed images easier to classify than the clean ones);
+    # label-hinge: KL + label_weight * max(0, CE(perturbed) - CE(start)), per sample: the live/spoof loss
+    # may not rise, and is not pushed down either;
     # domain-only: the domain term alone (the original attack, which also erases the spoof evidence)
-    objective: Literal["label-preserving", "domain-only"] = "label-preserving"
+    objective: Literal["label-preserving", "label-hinge", "domain-only"] = "label-preserving"
     domain_loss: Literal["kl", "uniform", "untargeted"] = "kl"  # KL(p || u) | CE(u, p) | away from the true domain
     label_weight: float = Field(1.0, ge=0.0)  # lambda of the live/spoof cross-entropy in the attack
     epsilon: float = Field(DEFAULT_EPSILON, ge=0.0, le=1.0)  # L-inf budget in [0, 1] pixel units
