@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fasbench import __version__
 from fasbench.errors import FasbenchError
@@ -30,8 +30,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_like_ctrl_c() -> Callable[[], None]:
+    """SIGTERM raises :class:`fasbench.errors.Terminated` in the main thread, so a run stopped by
+    ``kill``, ``docker stop`` or a scheduler (SLURM signals SIGTERM at a time limit or a
+    preemption) unwinds like Ctrl-C: the run directory's lease is released at once (a hard kill
+    leaves it to expire, up to two minutes for a requeued job on another node), logs are closed
+    and the message says what ``--resume`` continues from. A handler someone else installed
+    (submitit, a host program) is left alone. Returns the function that puts the default back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+    from fasbench.errors import Terminated
+
+    def handler(signum, frame):
+        raise Terminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    restore = _terminate_like_ctrl_c()
+    try:
+        return _main(argv)
+    finally:
+        restore()
+
+
+def _main(argv: list[str]) -> int:
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -56,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:  # fasbench.errors.Interrupted says what --resume continues from
         print(f"fasbench: {exc or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(exc, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 def entry() -> None:  # console script

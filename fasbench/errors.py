@@ -22,5 +22,17 @@ class PluginLoadError(FasbenchError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGINT) during a run, with what survives it: the message says whether and
-    from which step ``--resume`` continues."""
+    """Ctrl-C (SIGINT) or SIGTERM during a run, with what survives it: the message says whether
+    and from which step ``--resume`` continues; ``signum`` is the signal (the CLI exits 128 + it)."""
+
+    def __init__(self, message: str = "", signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLI's handler, so that ``kill``, ``docker stop``
+    or a scheduler's time limit stops a run the way Ctrl-C does: its lease released, its log
+    closed, a message saying what ``--resume`` continues from, exit code 143."""
+
+    signum = 15

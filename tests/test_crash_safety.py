@@ -138,6 +138,35 @@ def test_ctrl_c_says_what_resume_continues_from(cli_env, tmp_path):
     assert [p.name for p in ckpt_dir.iterdir() if p.name.startswith("step-")] == [f"step-{int(m.group(2)):08d}"]
 
 
+def test_sigterm_stops_a_run_like_ctrl_c_and_releases_its_lease(cli_env, tmp_path):
+    """kill, docker stop and SLURM (at a time limit or a preemption) send SIGTERM: the run unwinds
+    like Ctrl-C, says what --resume continues from, exits 143 and leaves no lease behind (a hard
+    kill's lease makes a requeued job on another node wait for it to expire)."""
+    out = tmp_path / "sigterm"
+    run_dir = out.joinpath(*RUN_DIR)
+    ckpt_dir = run_dir / "checkpoint"
+    proc = subprocess.Popen([sys.executable, "-m", "fasbench", *RUN, "trainer.max_steps=400", "trainer.eval_every=0",
+                             "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (ckpt_dir.is_dir() and any(p.name.startswith("step-") for p in ckpt_dir.iterdir())):
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.2)
+    assert (run_dir / ".lease").exists()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    m = re.search(r"fasbench: dat MC->I seed 0 stopped by SIGTERM at step (\d+); rerun with --resume to continue from "
+                  r"the checkpoint of step (\d+)", err)
+    assert m, err
+    assert "Traceback" not in err
+    assert int(m.group(2)) <= int(m.group(1)) and int(m.group(2)) % 2 == 0
+    assert not (run_dir / ".lease").exists()
+    # the CSV log was closed, not cut: every line whole, the last logged step not past the stop
+    rows = (run_dir / "log.csv").read_text().splitlines()
+    assert len(rows) >= 2 and all(r.count(",") == rows[0].count(",") for r in rows)
+    assert int(rows[-1].split(",")[0]) <= int(m.group(1))
+
+
 # ------------------------------------------------------------------- in-process cases
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -359,7 +360,7 @@ class TaskRunner:
     def run(self) -> RunRecord:
         """Train, select, evaluate; the record (scores in ``self.outputs``, written by the caller).
 
-        Ctrl-C becomes :class:`fasbench.errors.Interrupted`, whose message says from which
+        Ctrl-C or SIGTERM becomes :class:`fasbench.errors.Interrupted`, whose message says from which
         checkpoint ``--resume`` continues.
         """
         self._last_ckpt: int | None = None
@@ -370,6 +371,8 @@ class TaskRunner:
         except KeyboardInterrupt as exc:
             if isinstance(exc, Interrupted):
                 raise
+            signum = int(getattr(exc, "signum", 2))
+            how = "interrupted" if signum == 2 else f"stopped by {signal.Signals(signum).name}"
             desc = f"{self.cfg.method.name} {self.task.name} seed {self.cfg.seed}"
             on_disk = ckpt.units(self.run_dir / "checkpoint")  # the truth, also when Ctrl-C hit a write
             self._last_ckpt = on_disk[0][0] if on_disk else None
@@ -380,7 +383,7 @@ class TaskRunner:
                         "a rerun starts the task again")
             else:
                 hint = "checkpoints are off (trainer.checkpoint_every=0): a rerun starts the task again"
-            raise Interrupted(f"{desc} interrupted at step {self._step}; {hint}") from None
+            raise Interrupted(f"{desc} {how} at step {self._step}; {hint}", signum) from None
         finally:
             if self._logger is not None:
                 self._logger.close()
