@@ -234,3 +234,20 @@ def test_dataloader_workers_give_the_same_run(cache, tmp_path):
     a = run_protocol(make_cfg(cache, tmp_path / "w0"), progress=False, echo=lambda *_: None)[0]
     b = run_protocol(make_cfg(cache, tmp_path / "w1", "trainer.num_workers=1"), progress=False, echo=lambda *_: None)[0]
     assert (a.val, a.target) == (b.val, b.target)
+
+
+def test_a_record_names_the_commit_its_process_started_with(cache, tmp_path, monkeypatch):
+    """A sweep is one long process: a commit made while it runs must not be credited to the
+    runs that follow, whose code (imported at the start) predates it."""
+    from fasbench import records
+    from fasbench.engine import identity
+
+    seen = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}])
+    monkeypatch.setattr(identity, "_PROCESS_GIT", None)
+    monkeypatch.setattr(records, "git_info", lambda path=".": next(seen))
+    assert identity.process_git() == {"commit": "a" * 40, "dirty": False}  # the start (fasbench run asks first)
+    # ... a commit lands here; the run that follows still names the start
+    (rec,) = run_protocol(make_cfg(cache, tmp_path / "out", "trainer.max_steps=2", "trainer.eval_every=0"),
+                          progress=False, echo=lambda *_: None)
+    assert rec.git.commit == "a" * 40 and rec.git.dirty is False
+    assert identity.code_identity()["commit"] == "a" * 40

@@ -105,9 +105,11 @@ def _check_names(args) -> None:
 
 def main(args) -> int:
     from fasbench import config
+    from fasbench.engine.identity import process_git
     from fasbench.engine.run import dump_json, results_table, run_protocol
 
     _check_names(args)
+    process_git()  # the commit this process runs, before anything trains (a commit made meanwhile is not ours)
     if args.multirun:
         return _multirun(args)
     cfg = config.compose(_base_overrides(args) + list(args.overrides))

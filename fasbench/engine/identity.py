@@ -98,15 +98,33 @@ def check_same_identity(saved: dict | None, current: dict, what: str) -> None:
     )
 
 
+_PROCESS_GIT: dict[str, Any] | None = None
+
+
+def process_git() -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of fasbench's checkout as this process first saw it.
+
+    Python does not reload modules: a commit made while a long sweep runs in one process must
+    not be credited to the runs that follow it, whose code predates it. ``fasbench run`` asks
+    once before anything trains (:func:`fasbench.commands.run.main`); every record and
+    checkpoint of the process then names that state. A worker process (loky, torchrun) imports
+    the code afresh and takes its own snapshot."""
+    global _PROCESS_GIT
+    if _PROCESS_GIT is None:
+        from pathlib import Path
+
+        from fasbench.records import git_info
+
+        _PROCESS_GIT = git_info(Path(fasbench.__file__).resolve().parent)
+    return dict(_PROCESS_GIT)
+
+
 def code_identity() -> dict[str, Any]:
     """The code a checkpoint was written by: fasbench's version and git commit, and every
     loaded plugin distribution's version. A resumed run must run the same code."""
-    from pathlib import Path
-
     from fasbench import plugins
-    from fasbench.records import git_info
 
-    git = git_info(Path(fasbench.__file__).resolve().parent)
+    git = process_git()
     return {"fasbench": fasbench.__version__, "commit": git["commit"], "plugins": plugins.plugin_of_dist_versions()}
 
 

@@ -26,7 +26,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-import fasbench
 from fasbench import plugins
 from fasbench.api import Context, check_losses
 from fasbench.data.frames import FrameSet
@@ -207,9 +206,9 @@ class TaskRunner:
         w = self.world
         self.distributed = {"world_size": w.world_size, "backend": w.backend,
                             "per_rank_batch": w.per_rank_batch(int(cfg.trainer.batch_size))}
-        from fasbench.records import git_info
+        from fasbench.engine.identity import process_git
 
-        self.git = git_info(Path(fasbench.__file__).resolve().parent)  # the code as it was when the run started
+        self.git = process_git()  # the code this process runs: the checkout as it was when the process began
         self.identity = identity_of(self.components, self.frames.fingerprint(), self.precision,
                                     (self.selection, self._selection_metric_name()), self.config_hash,
                                     self.distributed)
