@@ -116,8 +116,8 @@ def test_kills_at_random_moments_then_resume_equals_uninterrupted(reference, cli
     assert not _leftovers(out)
 
 
-def test_ctrl_c_says_what_resume_continues_from(cli_env, tmp_path):
-    out = tmp_path / "sigint"
+def _long_run_past_its_first_checkpoint(cli_env, out) -> subprocess.Popen:
+    """A 400-step run in a subprocess, returned once its first checkpoint is on disk."""
     ckpt_dir = out.joinpath(*RUN_DIR, "checkpoint")
     proc = subprocess.Popen([sys.executable, "-m", "fasbench", *RUN, "trainer.max_steps=400", "trainer.eval_every=0",
                              "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -127,6 +127,13 @@ def test_ctrl_c_says_what_resume_continues_from(cli_env, tmp_path):
     while not (ckpt_dir.is_dir() and any(p.name.startswith("step-") for p in ckpt_dir.iterdir())):
         assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
         time.sleep(0.2)
+    return proc
+
+
+def test_ctrl_c_says_what_resume_continues_from(cli_env, tmp_path):
+    out = tmp_path / "sigint"
+    ckpt_dir = out.joinpath(*RUN_DIR, "checkpoint")
+    proc = _long_run_past_its_first_checkpoint(cli_env, out)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -144,13 +151,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_releases_its_lease(cli_env, tmp_pat
     kill's lease makes a requeued job on another node wait for it to expire)."""
     out = tmp_path / "sigterm"
     run_dir = out.joinpath(*RUN_DIR)
-    ckpt_dir = run_dir / "checkpoint"
-    proc = subprocess.Popen([sys.executable, "-m", "fasbench", *RUN, "trainer.max_steps=400", "trainer.eval_every=0",
-                             "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (ckpt_dir.is_dir() and any(p.name.startswith("step-") for p in ckpt_dir.iterdir())):
-        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
-        time.sleep(0.2)
+    proc = _long_run_past_its_first_checkpoint(cli_env, out)
     assert (run_dir / ".lease").exists()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
