@@ -84,9 +84,11 @@ def main() -> None:
     ap.add_argument("--time-teachers", default="128:down1",
                     help="--real-size: generative size:tap settings to time on the CPU (IR-101 is always timed; "
                          "256:mid takes minutes on a small CPU)")
-    ap.add_argument("--default", default="",
-                    help="--real-size: also measure a full DTDA step with these overrides (comma-separated "
-                         "key=value, e.g. method.teacher_every=4,method.teachers.generative.input_size=128)")
+    ap.add_argument("--default", default="real",
+                    help="--real-size: also measure a full DTDA step: 'real' (default) composes it on data=real, "
+                         "which takes the plugin's real-data defaults; or comma-separated key=value overrides on "
+                         "the synthetic config (e.g. method.teacher_every=4,method.teachers.generative.input_size=128); "
+                         "'' skips it")
     args = ap.parse_args()
     if not args.real_size:
         args.batch_size = args.batch_size or 24
@@ -207,16 +209,22 @@ def real_size(args) -> None:
     tmp = tempfile.mkdtemp(prefix="dtda-real-size-")
     uris = _random_weights(tmp)
     base = [f"trainer.batch_size={b}", "device=cpu", "data.image_size=256", f"data.crop_size={REAL_CROP}"]
+    # data=real: the real datasets' own crop (224) and the methods' real-data defaults; no data is read
+    real_base = [f"trainer.batch_size={b}", "device=cpu", "data=real", f"data.crop_size={REAL_CROP}"]
     weights = [f"method.teachers.{r}.weights={u}" for r, u in uris.items()]
     domains = ["O", "C", "I"]
     g = torch.Generator().manual_seed(0)
     batch = {"image": torch.rand(b, 3, REAL_CROP, REAL_CROP, generator=g), "label": torch.arange(b) % 2,
              "domain": torch.arange(b) % len(domains)}
 
-    def build(name: str, extra=()):
+    composed = {}  # the last built method's composed options
+
+    def build(name: str, extra=(), on_real: bool = False):
         # stop_kl=0: the attack takes all its steps (its early stop only lowers the cost: an upper bound)
         aligner = ["method.aligner.stop_kl=0"] if name in ("dtda", "daa") else []
-        cfg = config.compose([f"method={name}", *base, *(weights if name.startswith("dtda") else []), *aligner, *extra])
+        cfg = config.compose([f"method={name}", *(real_base if on_real else base),
+                              *(weights if name.startswith("dtda") else []), *aligner, *extra])
+        composed["method"] = cfg.method
         torch.manual_seed(0)
         method = Context(cfg=cfg, domains=domains).build_method()
         method.train()
@@ -304,12 +312,16 @@ def real_size(args) -> None:
           f"sizes, every step: {published['gflop_per_image'] / erm['gflop_per_image']:.2f}x", flush=True)
     chosen = None
     if args.default:
-        extra = [o for o in args.default.split(",") if o]
-        m = build("dtda", extra)
+        on_real = args.default == "real"
+        extra = [] if on_real else [o for o in args.default.split(",") if o]
+        m = build("dtda", extra, on_real=on_real)
         k = int(m.teacher_every)
-        chosen = measure(f"dtda ({' '.join(extra)}): mean step over {k}", lambda: [step_fn(m)() for _ in range(k)], k)
-        chosen = {"overrides": extra, **chosen, **{f"ratio_{key}": round(chosen[key] / erm[key], 2)
-                                                   for key in keys if key in chosen}}
+        gen = composed["method"].teachers.generative
+        label = "the real-data defaults" if on_real else " ".join(extra)
+        chosen = measure(f"dtda ({label}): mean step over {k}", lambda: [step_fn(m)() for _ in range(k)], k)
+        chosen = {"overrides": ["data=real"] if on_real else extra, "teacher_every": k,
+                  "generative_input_size": gen.input_size, "generative_tap": gen.teacher_feature,
+                  **chosen, **{f"ratio_{key}": round(chosen[key] / erm[key], 2) for key in keys if key in chosen}}
         print(f"measured: {chosen}")
     result = {
         "benchmark": "dtda_step_cost", "mode": "real-size", "device": "cpu", "batch_size": b,

@@ -16,7 +16,7 @@ the source domains of the task). An aligner may add keys (``clean_image``).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,9 +195,9 @@ class Teacher(nn.Module, abc.ABC):
 def default_teacher_weights(entry: Any, dataset: str) -> str | None:
     """The weights URI a teacher's registration declares for ``dataset``: ``weights="URI"``
     (every dataset) or ``weights={"synthetic": "URI", "*": "URI"}`` (per dataset, ``*`` = any other)."""
-    w = entry.meta.get("weights")
-    if isinstance(w, Mapping):
-        return w.get(dataset, w.get("*"))
+    from fasbench.registry import per_dataset
+
+    w = per_dataset(entry.meta.get("weights"), dataset)
     return None if w is None else str(w)
 
 

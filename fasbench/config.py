@@ -5,7 +5,7 @@ sections, each component's registered options for ``method.*`` and ``student.*``
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -46,6 +46,60 @@ def store_plugin_configs() -> None:
                 continue
             cs.store(group=group, name=entry.name, node=node, provider=entry.plugin)
             _stored.add((group, entry.name))
+    _store_data_defaults(cs)
+
+
+def method_data_defaults(entry: Any, dataset: str) -> dict[str, Any]:
+    """A method's own defaults for one dataset, from its registration's ``data_defaults=``:
+    ``{"synthetic": {...}, "*": {...}}`` by dataset name, ``*`` = any other dataset (the rule of
+    a teacher's ``weights=``). Empty when the method declares none for ``dataset``."""
+    from fasbench.registry import per_dataset
+
+    dd = entry.meta.get("data_defaults")
+    if dd is None:
+        return {}
+    if not isinstance(dd, Mapping) or not all(isinstance(v, Mapping) for v in dd.values()):
+        raise FasbenchError(f"method {entry.name!r} (plugin {entry.plugin!r}): data_defaults must map a dataset "
+                            f"name (or '*') to a mapping of method options, got {dd!r}")
+    return _plain_dict(per_dataset(dd, dataset) or {})
+
+
+def _plain_dict(node: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain_dict(v) if isinstance(v, Mapping) else v for k, v in node.items()}
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _store_data_defaults(cs: Any) -> None:
+    """Store every method's per-dataset defaults as ``method_data/<method>_<dataset>`` (package
+    ``method``); the root config's ``optional method_data: ${method}_${data}`` picks the one of the
+    composed method and dataset, after the method's own node and before the command line's
+    overrides (Hydra's "specializing configuration" pattern). Each is validated once, merged
+    with the method's defaults, against the method's options."""
+    from fasbench.options import check_entry_options, defaults
+
+    datasets = [d.name for d in plugins.registry("datasets")]
+    for entry in plugins.registry("methods"):
+        if ("method_data", entry.name) in _stored:
+            continue
+        _stored.add(("method_data", entry.name))
+        try:
+            nodes = {d: method_data_defaults(entry, d) for d in datasets}
+            for dataset, node in nodes.items():
+                if node:
+                    check_entry_options(entry, _merge(defaults(entry), node), f"method (data_defaults for {dataset})")
+        except FasbenchError as exc:  # OptionsError included; one line per method, not per dataset
+            print(f"fasbench: warning: {exc}; `fasbench run {entry.name}` ignores its data_defaults", file=sys.stderr)
+            continue
+        for dataset, node in nodes.items():
+            if node:
+                cs.store(group="method_data", name=f"{entry.name}_{dataset}", node=node, package="method",
+                         provider=entry.plugin)
 
 
 def _set(cfg: Any, key: str, value: Any) -> None:

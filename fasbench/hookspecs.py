@@ -64,7 +64,9 @@ def register_aligners(register):
 @hookspec
 def register_methods(register):
     """Register methods (recipes): ``factory(options, ctx) -> fasbench.api.Method`` with
-    ``training_step(batch) -> dict[str, Tensor]`` and ``predict(x01) -> live score in [0, 1]``."""
+    ``training_step(batch) -> dict[str, Tensor]`` and ``predict(x01) -> live score in [0, 1]``.
+    ``data_defaults={"synthetic": {...}, "*": {...}}`` in the registration changes the method's
+    defaults on those datasets (``*`` = any other); command-line overrides still win."""
 
 
 @hookspec

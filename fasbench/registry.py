@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,15 @@ SINGULAR = {k: k[:-1] for k in KINDS}
 #: first registration that has some): ``check(entry, registry)`` may complete ``entry.meta``
 #: in place and raises on a bad value (a dataset's ``real=`` spec and its domain letter).
 META_CHECKS = {"datasets": "fasbench.data.indexers:check_registration"}
+
+
+def per_dataset(value: Any, dataset: str) -> Any:
+    """A registration's per-dataset value: a mapping ``{"synthetic": X, "*": Y}`` gives the
+    dataset's own entry, else ``*`` (any other dataset), else None; anything else is the value
+    for every dataset. The one rule for a teacher's ``weights=`` and a method's ``data_defaults=``."""
+    if isinstance(value, Mapping):
+        return value.get(dataset, value.get("*"))
+    return value
 
 
 @dataclass

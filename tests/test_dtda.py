@@ -29,6 +29,7 @@ from fasbench_dtda.pretrain import PretrainConfig, pretrain, teacher_dirs  # noq
 #: A recipe small enough for seconds: 16 identities at 32 px, a handful of steps.
 TINY_PRETRAIN = PretrainConfig(subjects=4, live_videos=2, frames_per_video=2, image_size=32,
                                arc_steps=3, arc_batch=8, vq_steps=3, vq_batch=4, vq_width=8)
+REPO = Path(__file__).resolve().parents[1]
 METHODS = ("erm", "dat", "daa", "dtda-no-daa", "dtda-perceptual", "dtda-generative", "dtda", "noise",
            "dtda-random-teachers")
 #: the original attack of this plugin (one domain-only step towards uniform, no early stop)
@@ -185,6 +186,36 @@ def test_kind_mismatch_is_a_one_line_error(teacher_overrides, tiny_teachers):
     method, _, _ = _build("dtda-no-daa", [*teacher_overrides, f"+method.teachers.extra={{name: dtda.ldm_vq, "
                                           f"teacher_feature: mid, student_feature: stage3, weights: {gen}}}"])
     assert set(method.teachers) == {"perceptual", "generative", "extra"}
+
+
+def test_real_data_takes_the_documented_cost_setting_and_the_synthetic_world_keeps_its_identity():
+    """The real-data defaults (plugin README, "Cost at real size") are config, registered once in the
+    plugin: the generative teacher at 128 px tapped after down1, the teachers every 4th step, on every
+    dataset but the synthetic one and for every recipe with a teacher; a command-line key still wins."""
+    from omegaconf import OmegaConf
+
+    from fasbench.engine.identity import config_hash
+    from fasbench_dtda.plugin import REAL_DATA_DEFAULTS, TEACHER_RECIPES
+
+    def cost(*overrides):
+        m = config.compose(list(overrides)).method
+        return m.get("teacher_every"), m.teachers.generative.input_size, m.teachers.generative.teacher_feature
+
+    assert REAL_DATA_DEFAULTS == {"teacher_every": 4, "teachers": {"generative": {"input_size": 128,
+                                                                                  "teacher_feature": "down1"}}}
+    for name in TEACHER_RECIPES:
+        for data in ("real", "msu_mfsd", "oulu_npu"):
+            assert cost(f"method={name}", f"data={data}") == (4, 128, "down1"), (name, data)
+        assert cost(f"method={name}", "data=synthetic") == (1, None, "mid"), name
+    for name in ("daa", "noise"):  # no teacher to make cheaper: their defaults stay
+        assert cost(f"method={name}", "data=real") == (1, None, "mid"), name
+    assert cost("method=dtda", "data=real", "method.teacher_every=1",
+                "method.teachers.generative.teacher_feature=mid") == (1, 128, "mid")
+    # the synthetic world's runs keep their identity: a committed board record's config hash is reproduced
+    record = REPO / "leaderboard/records/synthetic-64px-v3/MICO/dtda/ICM_to_O/seed0/record.json"
+    rec = json.loads(record.read_text())
+    cfg = config.compose(["method=dtda", "data=synthetic", "data.image_size=64", "data.crop_size=56"])
+    assert config_hash(OmegaConf.to_container(cfg, resolve=True)) == rec["config_hash"] == "9caf68eb01f7"
 
 
 @pytest.mark.parametrize("override, needle", [

@@ -505,3 +505,47 @@ def test_register_commands_failure_in_a_real_process(tmp_path, run_cli):
     strict = run_cli("ls", "methods", pythonpath=site, env={"FASBENCH_STRICT_PLUGINS": "1"})
     assert strict.returncode != 0 and strict.stdout == ""
     assert_one_line(strict.stderr, "fasbench: error:", "'cmdraise'", "kaboom")
+
+
+DATA_DEFAULTS_PLUGIN = '''
+from fasbench.hookspecs import hookimpl
+from fasbench.options import Options
+
+
+class CostOptions(Options):
+    every: int = 1
+    size: int = 256
+
+
+@hookimpl
+def register_methods(register):
+    register("fake-costly", "fasbench_nowhere:Nothing", version=1, options="fasbench_fake_dd:CostOptions",
+             data_defaults={"synthetic": {}, "*": {"every": 4}, "msu_mfsd": {"every": 2, "size": 128}})
+    register("fake-misspelt-defaults", "fasbench_nowhere:Nothing", version=1, options="fasbench_fake_dd:CostOptions",
+             data_defaults={"*": {"evry": 4}})
+'''
+
+
+def test_a_method_s_data_defaults_apply_to_their_dataset_and_the_command_line_wins(sandbox, capsys):
+    from fasbench import config
+
+    fake_dist(sandbox, "fasbench-fake-dd", {"dd": "fasbench_fake_dd"}, {"fasbench_fake_dd": DATA_DEFAULTS_PLUGIN})
+
+    def method(*overrides):
+        m = config.compose(list(overrides)).method
+        return m.every, m.size
+
+    assert method("method=fake-costly", "data=synthetic") == (1, 256)  # "synthetic": {} keeps the declared ones
+    assert method("method=fake-costly", "data=real") == (4, 256)  # "*": any other dataset
+    assert method("method=fake-costly", "data=casia_fasd") == (4, 256)
+    assert method("method=fake-costly", "data=msu_mfsd") == (2, 128)  # a dataset's own entry
+    assert method("method=fake-costly", "data=msu_mfsd", "method.every=3") == (3, 128)
+    assert config.method_data_defaults(plugins.registry("methods").get("fake-costly"), "oulu_npu") == {"every": 4}
+    capsys.readouterr()
+    # a misspelt key is caught once, said in one line, and that method runs on its declared defaults
+    config._stored.discard(("method_data", "fake-misspelt-defaults"))
+    assert method("method=fake-misspelt-defaults", "data=real") == (1, 256)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "fake-misspelt-defaults" in err and "evry" in err and "ignores its data_defaults" in err
+    assert "Traceback" not in err
