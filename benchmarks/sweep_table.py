@@ -5,7 +5,8 @@ column per task with the source-val EER (the sources' held-out split, threshold-
 mean, and, apart, the mean target HTER at the source-val threshold, which is shown for
 information and never used to rank. A job missing a task is ranked after the complete ones.
 
-    python benchmarks/sweep_table.py /work/runs/tuning/stage1 [--seed 0]
+    python benchmarks/sweep_table.py runs/tuning/stage1 [--seed 0]
+    python benchmarks/sweep_table.py leaderboard/records/tuning/daa-stage1 --seed 0
 """
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from pathlib import Path
 def collect(out: Path, seed: int | None) -> dict[str, dict[str, dict]]:
     """{job folder name: {task: record}}."""
     jobs: dict[str, dict[str, dict]] = {}
-    for rec_path in sorted((out / "multirun").glob("*/**/record.json")):
-        job = rec_path.relative_to(out / "multirun").parts[0]
+    # a sweep's --out folder holds its jobs under multirun/; a committed copy
+    # (leaderboard/records/tuning/...) holds the job folders directly
+    root = out / "multirun" if (out / "multirun").is_dir() else out
+    for rec_path in sorted(root.glob("*/**/record.json")):
+        job = rec_path.relative_to(root).parts[0]
         rec = json.loads(rec_path.read_text())
         if rec.get("status") != "complete" or (seed is not None and rec["seed"] != seed):
             continue
