@@ -3,7 +3,8 @@
 One row per sweep job (its overrides, i.e. its folder name under ``OUT/multirun/``), one
 column per task with the source-val EER (the sources' held-out split, threshold-free), their
 mean, and, apart, the mean target HTER at the source-val threshold, which is shown for
-information and never used to rank. A job missing a task is ranked after the complete ones.
+information and never used to rank, and the data fingerprint(s) the job's runs were made on
+(with a note when the jobs differ there). A job missing a task is ranked after the complete ones.
 
     python benchmarks/sweep_table.py runs/tuning/stage1 [--seed 0]
     python benchmarks/sweep_table.py leaderboard/records/tuning/daa-stage1 --seed 0
@@ -46,15 +47,20 @@ def main() -> int:
         complete = len(recs) == len(tasks)
         rows.append((not complete, sum(val.values()) / len(val), job, val, sum(tgt) / len(tgt), len(recs)))
     rows.sort(key=lambda r: (r[0], r[1]))
+    worlds = {job: sorted({r["data"]["fingerprint"][:8] for r in recs.values()}) for job, recs in jobs.items()}
     head = ["rank", "sweep job (overrides)", *[f"{t} val EER" for t in tasks], "mean val EER (selects)",
-            "mean target HTER @source-val thr (NOT used for selection)"]
+            "mean target HTER @source-val thr (NOT used for selection)", "data"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for i, (incomplete, mean, job, val, tgt, n) in enumerate(rows, 1):
         cells = [f"{val[t]:.2f}" if t in val else "-" for t in tasks]
         rank = f"{i}" if not incomplete else f"({n}/{len(tasks)} tasks)"
         name = f"**{job}**" if i == 1 and not incomplete else job
-        print(f"| {rank} | {name} | " + " | ".join(cells) + f" | {mean:.2f} | {tgt:.2f} |")
+        print(f"| {rank} | {name} | " + " | ".join(cells) + f" | {mean:.2f} | {tgt:.2f} | {', '.join(worlds[job])} |")
+    if len({w for ws in worlds.values() for w in ws}) > 1:
+        # the same world generated in another environment has other pixels (another fingerprint)
+        print("\nNote: the jobs were not all run on the same data (the `data` column: fingerprints); "
+              "rows on different data are not a like-for-like comparison.")
     return 0
 
 

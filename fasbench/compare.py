@@ -15,7 +15,9 @@ Data.  Each record's per-frame ``scores.csv.gz`` is read (its sha256 must equal
 ``rec.scores.sha256``: a missing or changed file is an error) and its target rows form a
 :class:`~fasbench.metrics.ScoreSet`, averaged per video when the record's metrics are video
 level.  All records of one task must have been evaluated on the same target videos (same ids,
-same labels); this is checked, and their videos are aligned on one order.
+same labels) of the same data (the records' data fingerprint: the same ids on another copy of a
+dataset, or on the synthetic world generated in another environment, are other pixels); both
+are checked, and their videos are aligned on one order.
 
 Statistic.  ``m(rec, data)`` is the metric (:func:`~fasbench.metrics.get_metric`, computed
 through :func:`~fasbench.metrics.compute_metrics`, in percent) of a record's target scores at
@@ -300,6 +302,14 @@ def paired_bootstrap(a_records: Sequence[RunRecord], b_records: Sequence[RunReco
         pairs, named = [], []
         for s in seeds:
             ra, rb = by_a[(task, s)], by_b[(task, s)]
+            if ra.data.fingerprint != rb.data.fingerprint:
+                # same video ids, other pixels (another copy of the dataset, or the synthetic world
+                # generated in another environment): not one test set, so no paired comparison
+                raise FasbenchError(
+                    f"task {task} seed {s}: {a} was evaluated on data {ra.data.fingerprint[:8]} and {b} on "
+                    f"{rb.data.fingerprint[:8]} (the data column of the leaderboard); a paired comparison "
+                    f"needs the same target data: compare runs made on one copy of the data"
+                )
             for side, rec in (("A", ra), ("B", rb)):
                 if id(rec) not in built:
                     run, videos = _build_run(rec, policy, m)

@@ -50,7 +50,8 @@ def _scores(domain: str, n_live: int, n_spoof: int, sep: float, rng: np.random.G
 
 
 def make_run(root: Path, method: str, task: str, seed: int, sep: float, *, protocol: str = "MICO",
-             precision: str = "cpu-fp32", n_live: int = 16, n_spoof: int = 16, tag: int = 0) -> Path:
+             precision: str = "cpu-fp32", n_live: int = 16, n_spoof: int = 16, tag: int = 0,
+             fingerprint: str | None = None) -> Path:
     """Write one run (record.json + scores.csv.gz) under ``root``; return its directory."""
     sources, target = TASKS[task], task[-1]
     rng = np.random.default_rng([sum(map(ord, method)), sum(map(ord, task)), seed, tag])
@@ -67,6 +68,8 @@ def make_run(root: Path, method: str, task: str, seed: int, sep: float, *, proto
         "val": res["val"], "target": res["target"], "scores": scores,
     })
     rec["config"] = {**rec["config"], "method": {"name": method}, "seed": seed}
+    if fingerprint is not None:
+        rec["data"] = {**rec["data"], "fingerprint": fingerprint}
     rec["components"]["method"]["name"] = method
     rec["components"]["protocol"]["name"] = protocol
     write_record(run_dir, parse_record(json.loads(json.dumps(rec)), str(run_dir / "record.json")))
@@ -194,6 +197,20 @@ def test_different_target_videos_cannot_be_paired(tmp_path):
     make_run(tmp_path, "dat", "OCI->M", 0, sep=0.3, n_live=15)
     with pytest.raises(FasbenchError, match="OCI->M: .* different target videos"):
         compare(load_records(tmp_path), "erm", "dat", resamples=10)
+
+
+def test_runs_on_other_copies_of_the_data_cannot_be_paired(tmp_path, run_cli):
+    """Same video ids and labels, other pixels (the synthetic world generated in another environment
+    gets another content fingerprint): not one test set, so no paired comparison."""
+    for task in TASKS:
+        make_run(tmp_path, "erm", task, 0, sep=0.2)
+        make_run(tmp_path, "dat", task, 0, sep=0.3, fingerprint="0123456789abcdef")
+    with pytest.raises(FasbenchError, match=r"task \S+ seed 0: dat was evaluated on data 01234567 and erm on "
+                                            r"\w{8} .*needs the same target data"):
+        compare(load_records(tmp_path), "dat", "erm", resamples=10)
+    proc = run_cli("compare", "dat", "erm", "--runs", tmp_path, "--resamples", "10")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "needs the same target data" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_cli_prints_the_verdict_and_exits_0(runs, capsys):
