@@ -332,5 +332,9 @@ def test_a_global_batch_that_does_not_divide_is_one_line_per_process_before_any_
     assert proc.returncode != 0
     line = ("fasbench: error: trainer.batch_size=13 (the global batch) does not divide by the 2 processes of this run; "
             "use a multiple of 2, e.g. trainer.batch_size=12")
-    assert proc.stderr.count(line) == 2 and "exitcode  : 2" in proc.stderr
+    # each rank checks on its own and says it in one line; torchrun stops the other workers as soon as
+    # one exits with an error, so on a loaded machine a rank still starting up may be stopped before it
+    # gets there (seen once in a 2-core CI run): one or two lines, never another fasbench message
+    assert 1 <= proc.stderr.count(line) <= 2 and "exitcode  : 2" in proc.stderr
+    assert {ln for ln in proc.stderr.splitlines() if ln.startswith("fasbench:")} == {line}
     assert not (base / "odd" / "MC_to_I").exists()  # nothing written, no data loaded
